@@ -1,0 +1,4 @@
+"""The command line (``python -m jobs``), Ray job submission and the retraining scheduler.
+
+Pipeline logic stays in ``pipelines``.
+"""
