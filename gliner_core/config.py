@@ -1,0 +1,97 @@
+"""The model configuration, stored as `gliner_config.json` beside the weights.
+
+Field names and defaults follow the official `gliner` package so that a config
+written here loads there and theirs loads here. Keys we do not use are kept
+(`extra="allow"`) and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONFIG_FILE = "gliner_config.json"
+
+# The official package's model types, by architecture.
+SPAN_MODEL_TYPE = "gliner_uni_encoder_span"
+
+
+class GLiNERConfig(BaseModel):
+    """Hyper-parameters of a GLiNER model (span model, `span_mode: markerV0`)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), validate_assignment=True)
+
+    model_name: str = Field("microsoft/deberta-v3-small", description="encoder path or hub id")
+    name: str = "gliner"
+    max_width: int = Field(12, ge=1, description="longest span, in words")
+    hidden_size: int = Field(512, ge=1, description="width of word, span and label vectors")
+    dropout: float = Field(0.4, ge=0.0, lt=1.0)
+    fine_tune: bool = True
+    subtoken_pooling: str = "first"
+    span_mode: str = "markerV0"
+    post_fusion_schema: str = ""
+    num_post_fusion_layers: int = 1
+    vocab_size: int = -1
+    max_neg_type_ratio: int = Field(1, ge=0, description="negative labels per positive label in training")
+    max_types: int = Field(25, ge=1, description="most labels in one training prompt")
+    max_len: int = Field(384, ge=1, description="most words in one encoder window")
+    words_splitter_type: str = "whitespace"
+    num_rnn_layers: int = Field(1, ge=0, description="BiLSTM layers over words; 0 turns it off")
+    fuse_layers: bool = False
+    embed_ent_token: bool = True
+    class_token_index: int = -1
+    encoder_config: dict[str, Any] | None = None
+    span_encoder_config: dict[str, Any] | None = None
+    ent_token: str = "<<ENT>>"
+    sep_token: str = "<<SEP>>"
+    labels_encoder: str | None = None
+    labels_decoder: str | None = None
+    relations_layer: str | None = None
+    model_type: str | None = SPAN_MODEL_TYPE
+
+    def unsupported_features(self) -> list[str]:
+        """Settings of the official package that this package does not implement."""
+        problems = []
+        if self.span_mode != "markerV0":
+            problems.append(f"span_mode={self.span_mode!r} (only 'markerV0' is implemented)")
+        if self.subtoken_pooling != "first":
+            problems.append(f"subtoken_pooling={self.subtoken_pooling!r} (only 'first')")
+        if self.words_splitter_type != "whitespace":
+            problems.append(f"words_splitter_type={self.words_splitter_type!r} (only 'whitespace')")
+        if self.post_fusion_schema:
+            problems.append(f"post_fusion_schema={self.post_fusion_schema!r}")
+        if self.fuse_layers:
+            problems.append("fuse_layers=true")
+        if self.span_encoder_config:
+            problems.append("span_encoder_config")
+        if not self.embed_ent_token:
+            problems.append("embed_ent_token=false")
+        for key in ("labels_encoder", "labels_decoder", "relations_layer"):
+            if getattr(self, key):
+                problems.append(f"{key}={getattr(self, key)!r}")
+        return problems
+
+    def check_supported(self) -> None:
+        problems = self.unsupported_features()
+        if problems:
+            raise NotImplementedError("gliner_core does not support: " + "; ".join(problems))
+
+    def to_json_file(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONFIG_FILE
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> GLiNERConfig:
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
+        data = json.loads(path.read_text())
+        if data.get("model_type") is None:
+            data["model_type"] = SPAN_MODEL_TYPE
+        return cls.model_validate(data)

@@ -1,0 +1,69 @@
+"""Training losses over span-label scores.
+
+All three ideas from the papers act on the same element-wise binary loss:
+  BCE              every (span, label) pair is a binary decision;
+  label smoothing  target y becomes y(1 - alpha) + alpha / 2 (self-training on
+                   weak labels should not be pushed to 0/1 certainty);
+  focal loss       weight (1 - p_t)^gamma and alpha / (1 - alpha) for positives /
+                   negatives, so the many easy negatives stop dominating.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def smooth_targets(targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """y(1 - alpha) + alpha/2: 1 -> 1 - alpha/2, 0 -> alpha/2."""
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    return targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+
+def focal_bce_with_logits(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float = -1.0,
+    gamma: float = 0.0,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Element-wise loss (same shape as logits).
+
+    alpha < 0 turns class weighting off; gamma = 0 turns focusing off; with
+    both off this is plain binary cross-entropy on (smoothed) targets.
+    """
+    hard = targets
+    targets = smooth_targets(targets, label_smoothing)
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    if gamma > 0:
+        p = torch.sigmoid(logits)
+        p_t = p * hard + (1 - p) * (1 - hard)  # probability given to the true class
+        loss = loss * (1 - p_t) ** gamma
+    if alpha >= 0:
+        loss = loss * (alpha * hard + (1 - alpha) * (1 - hard))
+    return loss
+
+
+def span_loss(
+    logits: torch.Tensor,  # (B, L, K, C)
+    targets: torch.Tensor,  # (B, L, K, C) 1 where span has that label
+    span_mask: torch.Tensor,  # (B, L, K) real spans
+    label_mask: torch.Tensor,  # (B, C) real labels
+    alpha: float = -1.0,
+    gamma: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "sum",
+    weights: torch.Tensor | None = None,  # (B,) per-example weight, e.g. weak-label confidence
+) -> torch.Tensor:
+    """Loss over the valid (span, label) pairs only; padding spans and labels count for nothing."""
+    loss = focal_bce_with_logits(logits, targets, alpha, gamma, label_smoothing)  # (B, L, K, C)
+    valid = span_mask[..., None] & label_mask[:, None, None, :]  # (B, L, K, C)
+    loss = loss * valid
+    if weights is not None:
+        loss = loss * weights.view(-1, 1, 1, 1)
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / valid.sum().clamp(min=1)
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")

@@ -1,0 +1,249 @@
+"""From texts and labels to padded model inputs, and back to word spans.
+
+One *window* is one encoder input: the label prompt followed by a run of
+consecutive words of one text. Short texts are one window; a text longer than
+`max_len` words or than the encoder's position limit is cut into overlapping
+windows, and each window *owns* the spans that start in its middle part, so
+every span is scored once, with context on both sides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from gliner_core.config import GLiNERConfig
+from gliner_core.text import Words
+
+Labels = Sequence[str] | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The labels of one call: what the prompt says, and what the output calls each."""
+
+    prompts: list[str]  # text put after each <<ENT>>
+    names: list[str]  # label returned for spans of that prompt
+
+
+def normalize_labels(labels: Labels) -> LabelSet:
+    """Validate labels (a list of names, or {name: description}); duplicates are dropped."""
+    if isinstance(labels, str):
+        raise ValueError("labels must be a list of strings, not one string: use [label]")
+    if isinstance(labels, Mapping):
+        pairs = list(labels.items())
+    elif isinstance(labels, Sequence):
+        pairs = [(label, label) for label in labels]
+    else:
+        raise ValueError(f"labels must be a list of strings or a mapping, got {type(labels).__name__}")
+    if not pairs:
+        raise ValueError("labels is empty: give at least one label to extract")
+    names: list[str] = []
+    prompts: list[str] = []
+    for name, prompt in pairs:
+        if not isinstance(name, str) or not isinstance(prompt, str):
+            raise ValueError(f"labels must be strings, got {name!r}: {prompt!r}")
+        if not prompt.strip() or not name.strip():
+            raise ValueError("labels must not be empty or blank strings")
+        if prompt in prompts:
+            continue
+        names.append(name)
+        prompts.append(prompt)
+    return LabelSet(prompts=prompts, names=names)
+
+
+@dataclass
+class Window:
+    """One encoder input: prompt + words[offset : offset + num_words] of one text."""
+
+    text_index: int
+    offset: int  # first word of the window, in the text's word indices
+    num_words: int
+    input_ids: list[int]
+    words_mask: list[int]  # per token: 1-based word index (within window) at first subtoken, else 0
+    own_start: int  # window-relative word range whose spans this window reports
+    own_end: int
+
+
+@dataclass
+class Batch:
+    """Padded tensors for `SpanModel.forward`, plus where each row came from."""
+
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    words_mask: torch.Tensor  # (B, T)
+    text_lengths: torch.Tensor  # (B,)
+    windows: list[Window]
+
+    def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": self.input_ids.to(device),
+            "attention_mask": self.attention_mask.to(device),
+            "words_mask": self.words_mask.to(device),
+            "text_lengths": self.text_lengths.to(device),
+        }
+
+
+class Encoder:
+    """Tokenizes prompt + words the way the official package does, and cuts windows."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: GLiNERConfig, max_tokens: int):
+        self.tokenizer = tokenizer
+        self.config = config
+        self.max_tokens = max_tokens  # encoder position limit, special tokens included
+        self.window_overlap = 2 * config.max_width  # words shared by neighbouring windows
+
+    def prompt(self, labels: LabelSet) -> list[str]:
+        words: list[str] = []
+        for prompt in labels.prompts:
+            words += [self.config.ent_token, prompt]
+        return [*words, self.config.sep_token]
+
+    def windows(self, texts: Sequence[Words], labels: LabelSet) -> list[Window]:
+        """All windows of all texts (texts must have at least one word)."""
+        prompt = self.prompt(labels)
+        P = len(prompt)
+        encodings = self._tokenize([prompt + w.tokens for w in texts])
+        windows: list[Window] = []
+        for index, words in enumerate(texts):
+            ids = encodings["input_ids"][index]
+            word_ids = encodings.word_ids(index)
+            if len(words) <= self.config.max_len and len(ids) <= self.max_tokens:
+                mask = first_subtoken_mask(word_ids, P)
+                windows.append(Window(index, 0, len(words), list(ids), mask, 0, len(words)))
+            else:
+                windows += self._cut(index, ids, word_ids, P, len(words))
+        return windows
+
+    def truncated_windows(self, texts: Sequence[Words], label_sets: Sequence[LabelSet]) -> list[Window]:
+        """One window per text with its own labels; words past the encoder's limits are dropped.
+
+        For training rows (sentences, short passages): a row keeps its first
+        `max_len` words, and fewer if its tokens would not fit the encoder.
+        """
+        encodings = self._tokenize(
+            [
+                self.prompt(ls) + w.tokens[: self.config.max_len]
+                for w, ls in zip(texts, label_sets, strict=True)
+            ]
+        )
+        windows = []
+        for index, labels in enumerate(label_sets):
+            P = 2 * len(labels.prompts) + 1
+            ids, word_ids = list(encodings["input_ids"][index]), encodings.word_ids(index)
+            n_words = min(len(texts[index]), self.config.max_len)
+            if len(ids) > self.max_tokens:
+                text_end = 1 + max(t for t, w in enumerate(word_ids) if w is not None)
+                tail = len(ids) - text_end
+                keep = self.max_tokens - tail  # tokens before the closing specials
+                if keep <= 0 or all(w is None or w < P for w in word_ids[:keep]):
+                    raise ValueError("the labels leave no room for text in the encoder window")
+                last_word = max(w for w in word_ids[:keep] if w is not None)
+                while keep > 0 and word_ids[keep - 1] == last_word:  # drop a word cut in the middle
+                    keep -= 1
+                n_words = last_word - P
+                ids, word_ids = ids[:keep] + ids[text_end:], word_ids[:keep] + word_ids[text_end:]
+            mask = first_subtoken_mask(word_ids, P)
+            windows.append(Window(index, 0, n_words, ids, mask, 0, n_words))
+        return windows
+
+    def _tokenize(self, sequences: list[list[str]]):
+        # Long texts exceed the tokenizer's max length on purpose (they are cut
+        # into windows next); silence the warning that says so.
+        level = logging.getLogger("transformers.tokenization_utils_base").level
+        logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
+        try:
+            return self.tokenizer(sequences, is_split_into_words=True, truncation=False, padding=False)
+        finally:
+            logging.getLogger("transformers.tokenization_utils_base").setLevel(level)
+
+    def _cut(
+        self, index: int, ids: list[int], word_ids: list[int | None], P: int, n_words: int
+    ) -> list[Window]:
+        """Overlapping windows of a text too long for one encoder pass."""
+        prompt_end = 1 + max(t for t, w in enumerate(word_ids) if w is not None and w < P)
+        text_end = 1 + max(t for t, w in enumerate(word_ids) if w is not None)
+        head, tail = ids[:prompt_end], ids[text_end:]  # specials + prompt, closing specials
+        pieces: list[list[int]] = [[] for _ in range(n_words)]
+        for t in range(prompt_end, text_end):
+            w = word_ids[t]
+            if w is not None:
+                pieces[w - P].append(ids[t])
+        budget = self.max_tokens - len(head) - len(tail)
+        if budget < self.config.max_width:
+            raise ValueError(
+                f"the labels take {len(head)} of the encoder's {self.max_tokens} tokens, leaving "
+                f"{max(budget, 0)} for text: use fewer or shorter labels"
+            )
+
+        bounds: list[tuple[int, int]] = []
+        start = 0
+        while True:
+            end, used = start, 0
+            while end < n_words and end - start < self.config.max_len:
+                size = min(len(pieces[end]), budget)  # a single over-long word keeps its first tokens
+                if used + size > budget:
+                    break
+                used += size
+                end += 1
+            bounds.append((start, end))
+            if end >= n_words:
+                break
+            start = max(end - self.window_overlap, start + 1)
+
+        windows = []
+        for j, (start, end) in enumerate(bounds):
+            own_start = 0 if j == 0 else (start + bounds[j - 1][1]) // 2 - start
+            own_end = end - start if j == len(bounds) - 1 else (bounds[j + 1][0] + end) // 2 - start
+            input_ids, mask = list(head), [0] * len(head)
+            for k, w in enumerate(range(start, end)):
+                piece = pieces[w][:budget]
+                if not piece:
+                    continue  # a word the tokenizer drops entirely: its vector stays zero
+                input_ids += piece
+                mask += [k + 1] + [0] * (len(piece) - 1)
+            input_ids += tail
+            mask += [0] * len(tail)
+            windows.append(Window(index, start, end - start, input_ids, mask, own_start, own_end))
+        return windows
+
+
+def first_subtoken_mask(word_ids: Sequence[int | None], prompt_words: int) -> list[int]:
+    """Per token: the 1-based index of the text word it starts, else 0.
+
+    Token t starts word w when it is the first token with word id w; ids below
+    `prompt_words` belong to the prompt. (The official package counts words
+    as it meets them, which shifts every later word when the tokenizer drops a
+    word entirely, e.g. a lone control character; using the ids avoids that.)
+    """
+    P = prompt_words
+    return [
+        (w - P + 1) if w is not None and w >= P and (t == 0 or word_ids[t - 1] != w) else 0
+        for t, w in enumerate(word_ids)
+    ]
+
+
+def collate(windows: Sequence[Window], pad_token_id: int) -> Batch:
+    """Pad windows into one batch (pad to the longest row of this batch only)."""
+    T = max(len(w.input_ids) for w in windows)
+    B = len(windows)
+    input_ids = torch.full((B, T), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((B, T), dtype=torch.long)
+    words_mask = torch.zeros((B, T), dtype=torch.long)
+    for i, w in enumerate(windows):
+        n = len(w.input_ids)
+        input_ids[i, :n] = torch.tensor(w.input_ids)
+        attention_mask[i, :n] = 1
+        words_mask[i, :n] = torch.tensor(w.words_mask)
+    text_lengths = torch.tensor([w.num_words for w in windows], dtype=torch.long)
+    return Batch(input_ids, attention_mask, words_mask, text_lengths, list(windows))
+
+
+def length_sorted_batches(windows: Sequence[Window], batch_size: int) -> list[list[Window]]:
+    """Batches of windows of similar token length, so little compute goes to padding."""
+    ordered = sorted(windows, key=lambda w: len(w.input_ids))
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
