@@ -1,0 +1,137 @@
+"""Training rows to tensors: label sets with sampled negatives, span targets, one step.
+
+The training loop itself (optimiser, schedule, distribution) belongs to the
+caller (`pipelines` runs it under Ray Train); this module gives it batches and
+the loss.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from gliner_core.losses import span_loss
+from gliner_core.processing import Batch, Encoder, LabelSet, collate
+from gliner_core.text import Words, char_to_word_span, split_words
+
+
+@dataclass
+class TrainingRow:
+    """Text with character-offset spans; `labels` is the label set to offer (None: sample one)."""
+
+    text: str
+    spans: list[tuple[int, int, str]]
+    labels: list[str] | None = None
+    weight: float = 1.0
+
+    @classmethod
+    def from_dict(cls, row: Mapping) -> TrainingRow:
+        spans = [(int(s["start"]), int(s["end"]), str(s["label"])) for s in row.get("spans") or []]
+        labels = row.get("labels")
+        return cls(
+            text=row["text"],
+            spans=spans,
+            labels=list(labels) if labels is not None else None,
+            weight=float(row.get("weight", 1.0)),
+        )
+
+
+def sample_label_set(
+    positives: Sequence[str],
+    pool: Sequence[str],
+    max_neg_type_ratio: int,
+    max_types: int,
+    rng: random.Random,
+) -> list[str]:
+    """Positives plus up to `ratio x len(positives)` negatives from `pool`, shuffled.
+
+    Negative labels teach the model to say "none of these here". Rows with no
+    entity at all get one negative, so they still teach something. Positives
+    are kept first when `max_types` cuts the set.
+    """
+    positives = list(dict.fromkeys(positives))[:max_types]
+    others = [label for label in dict.fromkeys(pool) if label not in positives]
+    n_neg = len(positives) * rng.randint(0, max_neg_type_ratio) if max_neg_type_ratio else 0
+    if not positives:
+        n_neg = 1
+    negatives = rng.sample(others, min(n_neg, len(others), max_types - len(positives)))
+    labels = positives + negatives
+    rng.shuffle(labels)
+    return labels
+
+
+@dataclass
+class TrainingBatch:
+    batch: Batch
+    targets: torch.Tensor  # (B, L, K, C)
+    weights: torch.Tensor  # (B,)
+    dropped_spans: int = 0  # gold spans that could not be represented (too wide, truncated, no word)
+    label_sets: list[list[str]] = field(default_factory=list)
+
+
+def make_training_batch(
+    rows: Sequence[TrainingRow],
+    encoder: Encoder,
+    label_pool: Sequence[str],
+    rng: random.Random,
+    pad_token_id: int,
+) -> TrainingBatch:
+    config = encoder.config
+    words: list[Words] = [split_words(row.text) for row in rows]
+    keep = [i for i, w in enumerate(words) if len(w) > 0]
+    rows = [rows[i] for i in keep]
+    words = [words[i] for i in keep]
+    if not rows:
+        raise ValueError("no row in this batch has any word")
+    label_sets = [
+        row.labels
+        if row.labels
+        else sample_label_set(
+            [s[2] for s in row.spans], label_pool, config.max_neg_type_ratio, config.max_types, rng
+        )
+        for row in rows
+    ]
+    windows = encoder.truncated_windows(words, [LabelSet(prompts=ls, names=ls) for ls in label_sets])
+    batch = collate(windows, pad_token_id)
+    B, L, K, C = len(rows), int(batch.text_lengths.max()), config.max_width, max(map(len, label_sets))
+    targets = torch.zeros(B, L, K, C)
+    dropped = 0
+    for b, (row, w, labels, window) in enumerate(zip(rows, words, label_sets, windows, strict=True)):
+        index = {label: c for c, label in enumerate(labels)}
+        for start, end, label in row.spans:
+            span = char_to_word_span(w, start, end)
+            if label not in index:
+                continue  # a label the row does not offer is simply not asked about
+            if span is None or span[1] - span[0] >= K or span[1] >= window.num_words:
+                dropped += 1
+                continue
+            targets[b, span[0], span[1] - span[0], index[label]] = 1.0
+    weights = torch.tensor([row.weight for row in rows], dtype=torch.float32)
+    return TrainingBatch(batch, targets, weights, dropped, label_sets)
+
+
+def training_loss(
+    model: torch.nn.Module,
+    tb: TrainingBatch,
+    device: torch.device | str = "cpu",
+    alpha: float = -1.0,
+    gamma: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """Forward pass and loss for one training batch."""
+    out = model(**tb.batch.model_inputs(device))
+    return span_loss(
+        out.logits,
+        tb.targets.to(device),
+        out.span_mask,
+        out.label_mask,
+        alpha=alpha,
+        gamma=gamma,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        weights=tb.weights.to(device),
+    )
