@@ -31,8 +31,11 @@ def test_sample_label_set_keeps_positives_and_adds_negatives():
 
 def test_training_batch_targets(small_model):
     rows = [
-        TrainingRow("Ada Lovelace met Babbage in London.", [(0, 12, "person"), (17, 24, "person"), (28, 34, "city")],
-                    labels=["person", "city"]),
+        TrainingRow(
+            "Ada Lovelace met Babbage in London.",
+            [(0, 12, "person"), (17, 24, "person"), (28, 34, "city")],
+            labels=["person", "city"],
+        ),
         TrainingRow("Nothing here.", [], labels=["city"]),
         TrainingRow("The whole long span here is too wide", [(0, 36, "thing")], labels=["thing"]),
     ]
@@ -69,7 +72,9 @@ def test_short_training_run_learns_conll(shared_data, minilm_path, capsys):
     before = probe_loss()
     model.train()
     for _ in range(100):
-        batch = make_training_batch(rng.sample(rows, 8), model.inputs, labels, rng, model.tokenizer.pad_token_id)
+        batch = make_training_batch(
+            rng.sample(rows, 8), model.inputs, labels, rng, model.tokenizer.pad_token_id
+        )
         loss = training_loss(model.model, batch, alpha=0.75, gamma=2.0)  # focal: positives are rare
         optimizer.zero_grad()
         loss.backward()
@@ -80,7 +85,9 @@ def test_short_training_run_learns_conll(shared_data, minilm_path, capsys):
 
     predictions = model.batch_predict_entities([ex.text for ex in dev], labels, threshold=0.3)
     report = evaluate_spans(
-        [ex.spans() for ex in dev], [[(e["start"], e["end"], e["label"]) for e in p] for p in predictions], labels
+        [ex.spans() for ex in dev],
+        [[(e["start"], e["end"], e["label"]) for e in p] for p in predictions],
+        labels,
     )
     with capsys.disabled():
         print(f"\nCoNLL-2003 dev[:200] after 100 steps (probe loss {before:.1f} -> {after:.1f}):")
