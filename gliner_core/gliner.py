@@ -213,17 +213,14 @@ class GLiNER(nn.Module):
         position = torch.arange(L, device=probs.device)[None, :]
         owned = (position >= own_start[:, None]) & (position < own_end[:, None])  # (B, L)
         row, start, width, label, score = find_candidates(probs, out.span_mask & owned[..., None], threshold)
-        per_window = [Candidates.empty() for _ in windows]
-        for r, s, k, c, p in zip(
-            row.tolist(), start.tolist(), width.tolist(), label.tolist(), score.tolist(), strict=True
-        ):
-            offset = windows[r].offset
-            cands = per_window[r]
-            cands.starts.append(offset + s)
-            cands.ends.append(offset + s + k)
-            cands.labels.append(c)
-            cands.scores.append(p)
-        return per_window
+        # candidates come ordered by row: split them per window in bulk, no per-candidate Python
+        sizes = torch.bincount(row, minlength=len(windows)).tolist()
+        offsets = torch.tensor([w.offset for w in windows], device=row.device)[row]
+        first, last = (start + offsets).split(sizes), (start + width + offsets).split(sizes)
+        return [
+            Candidates(s.tolist(), e.tolist(), c.tolist(), p.tolist())
+            for s, e, c, p in zip(first, last, label.split(sizes), score.split(sizes), strict=True)
+        ]
 
     @staticmethod
     def _entities(candidates: Candidates, kept: list[int], words: Words, names: list[str]) -> list[dict]:

@@ -118,11 +118,18 @@ class SpanModel(nn.Module):
 
         # every span (i, i + k) for k < K; spans running past a row's last word are masked
         K = self.config.max_width
-        span_start = torch.arange(L, device=device).repeat_interleave(K)  # (L*K,)
-        span_end = span_start + torch.arange(K, device=device).repeat(L)  # (L*K,)
-        span_mask = span_end[None, :] < text_lengths[:, None]  # (B, L*K)
-        spans = self.span_rep_layer(words, span_start, span_end.clamp(max=L - 1))  # (B, L, K, D)
-
+        span_end = torch.arange(L, device=device)[:, None] + torch.arange(K, device=device)  # (L, K)
+        span_mask = span_end[None] < text_lengths[:, None, None]  # (B, L, K)
+        hidden = self.span_rep_layer(words)  # (B, L, K, 4D), span vectors before their last linear layer
         labels = self.prompt_rep_layer(labels)  # (B, C, D)
-        logits = torch.einsum("blkd,bcd->blkc", spans, labels)  # (B, L, K, C)
-        return SpanScores(logits=logits, span_mask=span_mask.view(B, L, K), label_mask=label_mask)
+
+        # logit = span . label = (W2 h + b2) . label = h . (W2^T label) + b2 . label:
+        # apply W2 on the label side when there are fewer labels than dimensions.
+        last = self.span_rep_layer.span_rep_layer.out_project[3]
+        if C < D:
+            folded = labels @ last.weight  # (B, C, 4D)
+            logits = torch.einsum("blkh,bch->blkc", hidden, folded) + (labels @ last.bias)[:, None, None, :]
+        else:
+            spans = self.span_rep_layer.project(hidden)  # (B, L, K, D)
+            logits = torch.einsum("blkd,bcd->blkc", spans, labels)
+        return SpanScores(logits=logits, span_mask=span_mask, label_mask=label_mask)

@@ -153,3 +153,16 @@ def test_our_checkpoint_loads_in_official(tmp_path, minilm_path):
     assert_same_entities(mine, theirs, texts)
     reloaded = GLiNER.from_pretrained(tmp_path)
     assert reloaded.batch_predict_entities(texts, LABELS, threshold=0.05) == mine
+
+
+def test_scores_match_official_with_more_labels_than_dimensions(tmp_path, minilm_path):
+    """With C >= D the last span layer is applied to spans, not folded into labels: same scores."""
+    official = build_official_span_model(minilm_path, seed=5, hidden_size=32, max_len=48)
+    official.save_pretrained(tmp_path)
+    ours = GLiNER.from_pretrained(tmp_path)
+    labels = [f"{label} {i}" for i in range(8) for label in LABELS][:40]  # 40 labels > 32 dims
+    texts = TEXTS[:3]
+    theirs, mask = official_logits(official, texts, labels)
+    mine, _ = our_logits(ours, texts, labels)
+    assert (mine - theirs).abs()[mask].max().item() <= 1e-4
+    assert_same_entities(ours.batch_predict_entities(texts, labels), official_predict(official, texts, labels), texts)
