@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: venv
-	$(BIN)/python -m jobs predict
+	$(BIN)/python -m jobs self-train
 
 lint: venv
 	$(BIN)/ruff check .

@@ -69,6 +69,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_self_train(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from pipelines.config import PipelineConfig
+
+    try:
+        config = PipelineConfig.load(args.config) if args.config else PipelineConfig()
+        overrides = {}
+        if args.iterations is not None:
+            overrides["loop"] = {**config.loop.model_dump(), "iterations": args.iterations}
+        if args.storage is not None:
+            overrides["storage_path"] = args.storage
+        config = PipelineConfig.model_validate({**config.model_dump(), **overrides})
+    except (OSError, ValidationError, ValueError) as error:
+        print(f"error: bad configuration: {error}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        import json
+
+        print(json.dumps(config.model_dump(mode="json"), indent=2))
+        return 0
+    from pipelines.self_training import run
+
+    run(config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs", description="GLiNER self-training jobs.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -85,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--threshold", type=float, default=0.5, help="score threshold (default: 0.5)")
     predict.set_defaults(func=cmd_predict)
+
+    self_train = commands.add_parser(
+        "self-train",
+        help="run the self-training loop (default: local Ray, CPU, the shipped sample corpus, SQLite MLflow)",
+    )
+    self_train.add_argument("--config", default=None, help="YAML or JSON config file (default: built-in)")
+    self_train.add_argument("--iterations", type=int, default=None, help="override loop.iterations")
+    self_train.add_argument(
+        "--storage", default=None, help="override storage_path (data, checkpoints, mlflow.db)"
+    )
+    self_train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    self_train.set_defaults(func=cmd_self_train)
     return parser
 
 

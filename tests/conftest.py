@@ -26,3 +26,16 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance for the whole session (start-up costs seconds); shut down at the end."""
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, logging_level=logging.WARNING, configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,72 @@
+"""Evaluation: strict span-level P/R/F1 of a model on gold rows, plus a readable sample table."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+from gliner_core import GLiNER
+from gliner_core.metrics import SpanReport, evaluate_spans
+
+
+def predict_gold(
+    model: GLiNER, gold: Sequence[Mapping], labels: Mapping[str, str], threshold: float, batch_size: int = 16
+) -> list[list[dict]]:
+    return model.batch_predict_entities(
+        [row["text"] for row in gold], dict(labels), batch_size=batch_size, threshold=threshold
+    )
+
+
+def score(
+    gold: Sequence[Mapping], predictions: Sequence[Sequence[Mapping]], labels: Sequence[str]
+) -> SpanReport:
+    return evaluate_spans(
+        [[(s["start"], s["end"], s["label"]) for s in row["spans"]] for row in gold],
+        [[(e["start"], e["end"], e["label"]) for e in p] for p in predictions],
+        list(labels),
+    )
+
+
+def evaluate(
+    model: GLiNER, gold: Sequence[Mapping], labels: Mapping[str, str], threshold: float
+) -> SpanReport:
+    """Predict on gold texts and score; `labels` maps label -> prompt text."""
+    return score(gold, predict_gold(model, gold, labels, threshold), list(labels))
+
+
+def sample_table_html(gold: Sequence[Mapping], predictions: Sequence[Sequence[Mapping]], limit: int) -> str:
+    """Gold vs predicted entities, marked in the text, for a person to read."""
+
+    def mark(text: str, spans: Sequence[Mapping], css: str) -> str:
+        out, last = [], 0
+        for s in sorted(spans, key=lambda s: s["start"]):
+            if s["start"] < last:
+                continue
+            out.append(html.escape(text[last : s["start"]]))
+            entity, label = html.escape(text[s["start"] : s["end"]]), html.escape(s["label"])
+            out.append(f'<mark class="{css}">{entity}<sub>{label}</sub></mark>')
+            last = s["end"]
+        out.append(html.escape(text[last:]))
+        return "".join(out)
+
+    rows = []
+    for row, predicted in list(zip(gold, predictions, strict=True))[:limit]:
+        gold_set = {(s["start"], s["end"], s["label"]) for s in row["spans"]}
+        pred_set = {(e["start"], e["end"], e["label"]) for e in predicted}
+        verdict = (
+            "exact"
+            if gold_set == pred_set
+            else f"{len(gold_set & pred_set)}/{len(gold_set)} found, {len(pred_set - gold_set)} extra"
+        )
+        gold_cell, pred_cell = mark(row["text"], row["spans"], "gold"), mark(row["text"], predicted, "pred")
+        rows.append(f"<tr><td>{gold_cell}</td><td>{pred_cell}</td><td>{verdict}</td></tr>")
+    style = (
+        "mark.gold{background:#cfe8ff}mark.pred{background:#ffe3b3}"
+        "td{vertical-align:top;padding:4px}sub{font-size:70%}"
+    )
+    return (
+        f"<html><head><meta charset='utf-8'><style>{style}</style></head><body>"
+        "<table border=1><tr><th>gold</th><th>predicted</th><th></th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )

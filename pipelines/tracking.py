@@ -1,0 +1,114 @@
+"""MLflow: runs, params, the model as a pyfunc in the registry, and the champion alias."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+from mlflow.tracking import MlflowClient
+
+from pipelines.storage import resolve
+
+MAX_PARAM_LENGTH = 6000
+
+
+def tracking_uri(configured: str | None, storage_path: str) -> str:
+    """Configured URI, else $MLFLOW_TRACKING_URI, else a SQLite file beside the run data (absolute path)."""
+    if configured:
+        return configured
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    folder = Path(resolve(storage_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> `section.key: value` params (long values cut to MLflow's limit)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            text = json.dumps(value) if not isinstance(value, str) else value
+            out[name] = text[:MAX_PARAM_LENGTH]
+    return out
+
+
+def log_json(data: Any, name: str) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / name
+        path.write_text(json.dumps(data, indent=2, default=str))
+        mlflow.log_artifact(str(path))
+
+
+def log_text(text: str, name: str) -> None:
+    mlflow.log_text(text, name)
+
+
+class GLiNERPyfunc(PythonModel):
+    """Text in, entities out: `predict(DataFrame with "text")` -> DataFrame with "entities" (JSON)."""
+
+    def load_context(self, context) -> None:
+        from gliner_core import GLiNER
+
+        self.model = GLiNER.from_pretrained(context.artifacts["gliner"])
+        self.settings = json.loads(Path(context.artifacts["settings"]).read_text())
+
+    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+        params = params or {}
+        if isinstance(model_input, pd.DataFrame):
+            texts = model_input["text"].astype(str).tolist()
+        else:
+            texts = [str(t) for t in model_input]
+        labels = params.get("labels") or self.settings["labels"]
+        threshold = float(params.get("threshold", self.settings["threshold"]))
+        found = self.model.batch_predict_entities(texts, labels, threshold=threshold)
+        return pd.DataFrame({"text": texts, "entities": [json.dumps(e, ensure_ascii=False) for e in found]})
+
+
+def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, registered_model: str) -> str:
+    """Log the checkpoint as a pyfunc model in the active run and register it; returns the version."""
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Path(directory) / "settings.json"
+        settings.write_text(json.dumps({"labels": dict(labels), "threshold": threshold}))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=GLiNERPyfunc(),
+            artifacts={"gliner": model_dir, "settings": str(settings)},
+            registered_model_name=registered_model,
+            pip_requirements=["gliner-selftrain", "torch", "transformers", "safetensors", "pandas"],
+        )
+    return str(info.registered_model_version)
+
+
+def champion(client: MlflowClient, registered_model: str, alias: str) -> tuple[str, str] | None:
+    """(version, local checkpoint path) of the model under `alias`, or None when there is none."""
+    try:
+        version = client.get_model_version_by_alias(registered_model, alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+    root = mlflow.artifacts.download_artifacts(f"models:/{registered_model}@{alias}")
+    return version.version, str(Path(root) / "artifacts" / Path(_artifact_name(root)).name)
+
+
+def _artifact_name(root: str) -> str:
+    artifacts = Path(root) / "artifacts"
+    folders = [p for p in artifacts.iterdir() if p.is_dir()]
+    if len(folders) != 1:
+        raise RuntimeError(f"unexpected artifact layout under {artifacts}: {folders}")
+    return str(folders[0])
+
+
+def promote(client: MlflowClient, registered_model: str, version: str, alias: str, f1: float) -> None:
+    client.set_registered_model_alias(registered_model, alias, version)
+    client.set_model_version_tag(registered_model, version, "dev_micro_f1", f"{f1:.6f}")
