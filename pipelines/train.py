@@ -130,13 +130,13 @@ def train_loop(loop_config: dict) -> None:
     torch.manual_seed(config.seed + rank)
     rng = random.Random(config.seed * 1000 + rank)
 
-    start_epoch, step, state = 0, 0, None
+    start_epoch, step, skip, state = 0, 0, 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:  # resume after a failure (or a re-run of the same run name)
         with checkpoint.as_directory() as directory:
             model = GLiNER.from_pretrained(Path(directory) / MODEL_DIR)
             state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
-        start_epoch, step = state["epoch"], state["step"]
+        start_epoch, step, skip = state["epoch"], state["step"], state["epoch_batches"]
     else:
         model = GLiNER.from_pretrained(loop_config["start_model"])
     device = ray.train.torch.get_device()
@@ -159,7 +159,8 @@ def train_loop(loop_config: dict) -> None:
     label_pool = list(labels)
     shard = ray.train.get_dataset_shard("train")
 
-    def report(epoch: int, metrics: dict[str, float], with_dev: bool) -> None:
+    def report(epoch: int, batches: int, metrics: dict[str, float], with_dev: bool) -> None:
+        """Metrics from every rank (a barrier); rank 0 adds dev scores and the checkpoint."""
         table = ""
         metrics = {
             **metrics,
@@ -167,6 +168,8 @@ def train_loop(loop_config: dict) -> None:
             "step": step,
             "resumed_from_step": state["step"] if state else 0,
         }
+        if dev and not with_dev:
+            metrics["dev_micro_f1"] = -1.0  # a mid-epoch checkpoint: never the best, kept while latest
         if rank != 0:
             ray.train.report(metrics, checkpoint=None)
             return
@@ -184,7 +187,8 @@ def train_loop(loop_config: dict) -> None:
             model.save_pretrained(Path(directory) / MODEL_DIR)
             torch.save(
                 {
-                    "epoch": epoch + (1 if with_dev else 0),
+                    "epoch": epoch + 1 if with_dev else epoch,  # where to resume
+                    "epoch_batches": 0 if with_dev else batches,  # batches of that epoch already trained
                     "step": step,
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
@@ -201,11 +205,15 @@ def train_loop(loop_config: dict) -> None:
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         losses: list[float] = []
+        batches = 0
         for batch in shard.iter_batches(
             batch_size=config.batch_size,
             batch_format="pyarrow",
             local_shuffle_buffer_size=max(64, 8 * config.batch_size),
         ):
+            batches += 1
+            if batches <= skip:  # resumed mid-epoch: these batches were trained before the failure
+                continue
             rows = [TrainingRow.from_dict(r) for r in batch.to_pylist()]
             try:
                 tb = make_training_batch(
@@ -242,11 +250,11 @@ def train_loop(loop_config: dict) -> None:
             if step_hook is not None:
                 step_hook(step, rank)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
-                report(epoch, {"train_loss": sum(losses) / len(losses)}, with_dev=False)
+                report(epoch, batches, {"train_loss": sum(losses) / len(losses)}, with_dev=False)
+        skip = 0
         mean_loss = sum(losses) / len(losses) if losses else float("nan")
-        report(
-            epoch, {"train_loss": mean_loss, "train_seconds": time.perf_counter() - started}, with_dev=True
-        )
+        seconds = time.perf_counter() - started
+        report(epoch, batches, {"train_loss": mean_loss, "train_seconds": seconds}, with_dev=True)
     if sink:
         sink.flush()
 

@@ -1,0 +1,128 @@
+"""The whole loop against a real `mlflow server` on localhost: runs, registry, champion, pyfunc."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from pipelines.config import PipelineConfig
+from pipelines.self_training import run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (SQLite store, local artifact root) on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError("mlflow server exited") from None
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError("mlflow server did not start")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def tiny_config(tmp_path, url: str, **loop) -> PipelineConfig:
+    return PipelineConfig.model_validate(
+        {
+            "name": "test",
+            "storage_path": str(tmp_path / "runs"),
+            "data": {"max_documents": 16},
+            "model": {"hidden_size": 64, "max_len": 64},
+            "seed_train": {"epochs": 2, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
+            "train": {"epochs": 1, "batch_size": 8},
+            "loop": {"iterations": 1, **loop},
+            "tracking": {
+                "tracking_uri": url,
+                "experiment": "test-loop",
+                "registered_model": "test-gliner",
+                "sample_predictions": 5,
+            },
+        }
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_path, mlflow_server):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    summary = run(tiny_config(tmp_path, mlflow_server))
+    assert len(summary.iterations) == 1 and summary.tracking_uri == mlflow_server
+    client = MlflowClient(mlflow_server)
+
+    parent = client.get_run(summary.run_id)
+    assert json.loads(parent.data.params["labels"]) == ["person", "organisation", "location", "date"]
+    assert parent.data.params["train.label_smoothing"] == "0.1"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{summary.run_id}'"
+    )
+    names = {c.info.run_name for c in children}
+    assert names == {"seed", "start-model", "iteration-1"}
+    iteration = next(c for c in children if c.info.run_name == "iteration-1")
+    assert {"dev_micro_f1", "weak_documents", "train_rows"} <= set(iteration.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(iteration.info.run_id)}
+    assert {"label_statistics.json", "dev_sample_predictions.html", "dev_report.txt"} <= artifacts
+    seed = next(c for c in children if c.info.run_name == "seed")
+    assert len(client.get_metric_history(seed.info.run_id, "train_loss")) >= 10  # per step, from the worker
+
+    versions = client.search_model_versions("name='test-gliner'")
+    assert len(versions) == 2  # the seed and iteration 1
+    champion = client.get_model_version_by_alias("test-gliner", "champion")
+    mlflow.set_tracking_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model("models:/test-gliner@champion")
+    out = model.predict(pd.DataFrame({"text": ["Maria Lindqvist joined Helix Biotech in Lagos.", ""]}))
+    assert list(out.columns) == ["text", "entities"] and json.loads(out["entities"][1]) == []
+    assert isinstance(json.loads(out["entities"][0]), list)
+
+    # the next job starts from the champion: no seed training
+    second = run(tiny_config(tmp_path, mlflow_server, iterations=0))
+    runs = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'"
+    )
+    assert {r.info.run_name for r in runs} == {"start-model"}
+    assert second.champion_f1 == pytest.approx(float(champion.tags["dev_micro_f1"]), abs=1e-6)

@@ -1,0 +1,87 @@
+"""Ray Train fine-tuning: learns, checkpoints in gliner_core format, survives a killed worker."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import ray.data
+import torch
+
+from gliner_core import GLiNER
+from pipelines.config import TrainConfig
+from pipelines.read import read_gold
+from pipelines.train import train_model
+
+SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
+LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}
+
+
+def rows(n: int) -> list[dict]:
+    gold = read_gold(str(SAMPLE / "gold_seed.jsonl"))[:n]
+    return [
+        {
+            "doc_id": str(i),
+            "text": r["text"],
+            "labels": list(LABELS),
+            "weight": 1.0,
+            "spans": [{**s, "score": 1.0, "origin": "gold"} for s in r["spans"]],
+        }
+        for i, r in enumerate(gold)
+    ]
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory, minilm_path) -> str:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("base")
+    GLiNER.from_backbone(minilm_path, hidden_size=64, max_len=64).save_pretrained(path)
+    return str(path)
+
+
+def kill_once(marker: str):
+    """Step hook: the first time step 5 is reached, the worker process dies (like an OOM kill).
+
+    It waits a moment first so the controller has registered the step-4 checkpoint, as it
+    would have in a real run where failures do not follow a report within milliseconds.
+    """
+
+    def hook(step: int, rank: int) -> None:
+        if step == 5 and not os.path.exists(marker):
+            Path(marker).write_text("killed")
+            time.sleep(3)
+            os._exit(1)
+
+    return hook
+
+
+@pytest.mark.slow
+def test_training_resumes_after_a_worker_is_killed(ray_local, base_model, tmp_path):
+    data = rows(24)
+    dev = read_gold(str(SAMPLE / "gold_dev.jsonl"))[:8]
+    config = TrainConfig(
+        epochs=2, batch_size=4, checkpoint_every=2, max_failures=1, lr_heads=1e-3, lr_encoder=1e-4
+    )
+    result = train_model(
+        ray.data.from_items(data),
+        len(data),
+        base_model,
+        LABELS,
+        dev,
+        config,
+        run_name="killed",
+        storage_path=str(tmp_path / "ray"),
+        output_dir=str(tmp_path / "best"),
+        step_hook=kill_once(str(tmp_path / "killed.marker")),
+    )
+    assert (tmp_path / "killed.marker").exists(), "the worker was never killed"
+    final = result.history[-1]
+    assert final["resumed_from_step"] == 4  # restarted from the step-4 checkpoint, not from scratch
+    assert (
+        final["step"] == 12 and final["epoch"] == 1
+    )  # 24 rows / 4 per step x 2 epochs: none lost or repeated
+    model = GLiNER.from_pretrained(result.model_path)
+    assert model.predict_entities("Maria Lindqvist joined Helix Biotech.", list(LABELS), threshold=0.0)
+    assert "dev_micro_f1" in result.metrics
