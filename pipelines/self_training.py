@@ -52,6 +52,7 @@ class IterationResult:
 class RunSummary:
     run_id: str
     tracking_uri: str
+    start_f1: float  # the start model's dev micro F1
     champion_f1: float
     champion_path: str
     iterations: list[IterationResult]
@@ -217,6 +218,7 @@ class SelfTraining:
                     )
             say(f"start model: dev micro F1 {best_f1:.4f}")
             mlflow.log_metric("champion_dev_micro_f1", best_f1, step=0)
+            start_f1 = best_f1
             best_path, start_path, stale = current, current, 0
             synth = self.synth_rows()
             results: list[IterationResult] = []
@@ -314,7 +316,7 @@ class SelfTraining:
             final = f"{self.storage}/{self.run}/champion"
             shutil.copytree(best_path, final, dirs_exist_ok=True)
             mlflow.log_metric("final_champion_dev_micro_f1", best_f1)
-            return RunSummary(parent.info.run_id, self.uri, best_f1, final, results)
+            return RunSummary(parent.info.run_id, self.uri, start_f1, best_f1, final, results)
 
 
 def run(config: PipelineConfig) -> RunSummary:

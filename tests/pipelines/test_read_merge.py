@@ -73,7 +73,8 @@ def test_merge_spans_agreement_policies_and_filter():
     ]
     llm = [span(0, 12, "person", None, "llm"), span(22, 28, "location", None, "llm")]
     merged = merge_spans(gliner, llm, config, has_llm=True)
-    # (0,12,person) agreed: 0.9 + 0.2 -> 1.0; (0,3,org) overlaps it and loses; (22,28): llm 0.9 beats gliner 0.4
+    # (0,12,person) agreed: 0.9 + 0.2 -> 1.0; (0,3,org) overlaps it and loses;
+    # (22,28): llm 0.9 beats gliner 0.4
     assert [(s["start"], s["end"], s["label"], s["origin"]) for s in merged] == [
         (0, 12, "person", "agree"),
         (22, 28, "location", "llm"),
