@@ -87,7 +87,7 @@ def make_training_batch(
     if not rows:
         raise ValueError("no row in this batch has any word")
     label_sets = [
-        row.labels
+        rng.sample(row.labels, len(row.labels))  # a fresh order each time: no position is a label's
         if row.labels
         else sample_label_set(
             [s[2] for s in row.spans], label_pool, config.max_neg_type_ratio, config.max_types, rng

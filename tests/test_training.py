@@ -42,8 +42,9 @@ def test_training_batch_targets(small_model):
     tb = make_training_batch(rows, small_model.inputs, ["person", "city"], random.Random(0), 0)
     B, L, K, C = tb.targets.shape
     assert (B, K, C) == (3, 4, 2) and L == 8  # longest row: 8 words
-    hits = tb.targets.nonzero().tolist()  # (row, start word, width, label)
-    assert hits == [[0, 0, 1, 0], [0, 3, 0, 0], [0, 5, 0, 1]]
+    hits = [(b, s, k, tb.label_sets[b][c]) for b, s, k, c in tb.targets.nonzero().tolist()]
+    assert hits == [(0, 0, 1, "person"), (0, 3, 0, "person"), (0, 5, 0, "city")]  # (row, word, width, label)
+    assert sorted(tb.label_sets[0]) == ["city", "person"]  # the row's own labels, in a shuffled order
     assert tb.dropped_spans == 1  # 8 words is wider than max_width 4
     loss = training_loss(small_model.model, tb)
     assert loss.ndim == 0 and loss.item() > 0
