@@ -37,6 +37,7 @@ TRAINING_SCHEMA = pa.schema(
         ("weight", pa.float32()),
     ]
 )
+SCORE_BINS = 20
 SOURCES_PRIORITY = {"llm_first": ("llm", "gliner"), "gliner_first": ("gliner", "llm")}
 
 
@@ -140,6 +141,7 @@ def label_statistics(rows: Iterable[dict]) -> dict:
     """Counts per label, spans per row, empty rows: computed while streaming over training rows."""
     per_label: Counter[str] = Counter()
     origins: Counter[str] = Counter()
+    histogram = [0] * SCORE_BINS  # span scores in [0, 1], fixed bins: O(1) memory on any corpus
     n_rows = n_empty = n_spans = 0
     for row in rows:
         n_rows += 1
@@ -148,7 +150,10 @@ def label_statistics(rows: Iterable[dict]) -> dict:
         n_empty += not spans
         per_label.update(s["label"] for s in spans)
         origins.update(s["origin"] for s in spans)
+        for s in spans:
+            histogram[min(int(s["score"] * SCORE_BINS), SCORE_BINS - 1)] += 1
     return {
+        "score_histogram": histogram,
         "rows": n_rows,
         "spans": n_spans,
         "empty_rows": n_empty,
@@ -156,3 +161,16 @@ def label_statistics(rows: Iterable[dict]) -> dict:
         "per_label": dict(per_label.most_common()),
         "per_origin": dict(origins),
     }
+
+
+def score_quantile(histogram: Sequence[int], q: float) -> float:
+    """Approximate q-quantile (0..1) of span scores from `label_statistics`' histogram (bin upper edge)."""
+    total = sum(histogram)
+    if not total:
+        return 0.0
+    seen = 0
+    for i, count in enumerate(histogram):
+        seen += count
+        if seen >= q * total:
+            return (i + 1) / len(histogram)
+    return 1.0

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, TrainConfig
 from pipelines.evaluate import predict_gold, sample_table_html, score
-from pipelines.merge import label_statistics, merge
+from pipelines.merge import label_statistics, merge, score_quantile
 from pipelines.read import read_documents, read_gold
 from pipelines.storage import check_writable, iteration_path, resolve, write_parquet
 from pipelines.tracking import champion, flatten, log_json, log_model, log_text, promote, tracking_uri
@@ -234,9 +234,6 @@ class SelfTraining:
                     )
                     weak = ray.data.read_parquet(weak_path)
                     weak_stats = label_statistics(weak.iter_rows())
-                    scores = [
-                        s["score"] for row in weak.select_columns(["spans"]).iter_rows() for s in row["spans"]
-                    ]
                     seconds["weak_label"] = time.perf_counter() - t
                     mlflow.log_metrics(
                         {
@@ -246,13 +243,10 @@ class SelfTraining:
                             "weak_label_docs_per_s": weak_stats["rows"] / seconds["weak_label"],
                         }
                     )
-                    if scores:
-                        mlflow.log_metrics(
-                            {
-                                f"weak_score_p{q}": sorted(scores)[int(q / 100 * (len(scores) - 1))]
-                                for q in (10, 50, 90)
-                            }
-                        )
+                    histogram = weak_stats["score_histogram"]
+                    mlflow.log_metrics(
+                        {f"weak_score_p{q}": score_quantile(histogram, q / 100) for q in (10, 50, 90)}
+                    )
                     log_json(weak_stats, "weak_label_statistics.json")
 
                     t = time.perf_counter()

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import MergeConfig
-from pipelines.merge import TRAINING_SCHEMA, label_statistics, merge, merge_spans
+from pipelines.merge import TRAINING_SCHEMA, label_statistics, merge, merge_spans, score_quantile
 from pipelines.read import read_documents, read_gold, text_id
 from pipelines.spans import SPANS_TYPE
 
@@ -132,3 +132,12 @@ def test_merge_stage_dedups_and_offers_negative_labels(ray_local):
     assert set(rows[0]) >= set(TRAINING_SCHEMA.names)
     stats = label_statistics(rows)
     assert stats["rows"] == 2 and stats["empty_rows"] == 1 and stats["per_label"] == {"person": 1, "city": 1}
+    assert (
+        sum(stats["score_histogram"]) == 2 and score_quantile(stats["score_histogram"], 0.5) == 0.85
+    )  # 0.8 in bin [0.8, 0.85)
+
+
+def test_score_quantile_from_histogram():
+    stats = label_statistics([{"spans": [span(0, 1, "a", x / 100, "gliner") for x in range(50, 100)]}])
+    assert stats["score_histogram"][:10] == [0] * 10 and score_quantile(stats["score_histogram"], 0.5) == 0.75
+    assert score_quantile([0] * 20, 0.5) == 0.0
