@@ -29,7 +29,16 @@ from pipelines.evaluate import predict_gold, sample_table_html, score
 from pipelines.merge import label_statistics, merge, score_quantile
 from pipelines.read import read_documents, read_gold
 from pipelines.storage import check_writable, iteration_path, resolve, write_parquet
-from pipelines.tracking import champion, flatten, log_json, log_model, log_text, promote, tracking_uri
+from pipelines.tracking import (
+    champion,
+    flatten,
+    log_json,
+    log_model,
+    log_text,
+    promote,
+    tracking_uri,
+    use_experiment,
+)
 from pipelines.train import train_model
 from pipelines.weak_label import weak_label
 
@@ -182,8 +191,7 @@ class SelfTraining:
         cfg = self.config
         check_writable(self.storage)
         ensure_ray(cfg.ray_address)
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(cfg.tracking.experiment)
+        use_experiment(cfg.tracking.experiment, self.uri, cfg.storage_path)
         self.dev = read_gold(cfg.data.dev_gold)
         self.test = read_gold(cfg.data.test_gold) if cfg.data.test_gold else None
         documents = read_documents(

@@ -31,6 +31,15 @@ def tracking_uri(configured: str | None, storage_path: str) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+def use_experiment(name: str, uri: str, storage_path: str) -> None:
+    """Activate the experiment; with a local SQLite store its artifacts go beside it, not into ./mlruns."""
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
+        artifacts = Path(resolve(storage_path)) / "mlartifacts"
+        mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+    mlflow.set_experiment(name)
+
+
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config -> `section.key: value` params (long values cut to MLflow's limit)."""
     out: dict[str, str] = {}
