@@ -310,7 +310,7 @@ class SelfTraining:
                     verdict = "promoted to champion" if promoted else "not better than the champion"
                     say(f"iteration {k}: dev micro F1 {f1:.4f} ({verdict})")
                 mlflow.log_metric("champion_dev_micro_f1", best_f1, step=k)
-                current = best_path  # continue from the best model so far
+                current = new_model  # model k labels the corpus for, and starts, iteration k + 1
                 if stale >= cfg.loop.patience:
                     say(f"no improvement for {stale} iteration(s): stopping")
                     break
