@@ -15,12 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CONFIG_FILE = "gliner_config.json"
 
-# The official package's model types, by architecture.
+# The official package's model types, by architecture. The official loader picks
+# the architecture from span_mode and labels_encoder (model_type is informative).
 SPAN_MODEL_TYPE = "gliner_uni_encoder_span"
+TOKEN_MODEL_TYPE = "gliner_uni_encoder_token"
+BI_SPAN_MODEL_TYPE = "gliner_bi_encoder_span"
+BI_TOKEN_MODEL_TYPE = "gliner_bi_encoder_token"
+SPAN_MODES = ("markerV0", "token_level")
 
 
 class GLiNERConfig(BaseModel):
-    """Hyper-parameters of a GLiNER model (span model, `span_mode: markerV0`)."""
+    """Hyper-parameters of a GLiNER model.
+
+    The architecture follows from two fields, as in the official package:
+    `span_mode` ("markerV0": span head, "token_level": token head) and
+    `labels_encoder` (set: bi-encoder with that label encoder; `post_fusion_schema`
+    adds fusion layers, the poly-encoder).
+    """
 
     model_config = ConfigDict(extra="allow", protected_namespaces=(), validate_assignment=True)
 
@@ -47,29 +58,50 @@ class GLiNERConfig(BaseModel):
     span_encoder_config: dict[str, Any] | None = None
     ent_token: str = "<<ENT>>"
     sep_token: str = "<<SEP>>"
-    labels_encoder: str | None = None
+    labels_encoder: str | None = Field(None, description="bi-encoder: label encoder path or hub id")
+    labels_encoder_config: dict[str, Any] | None = None
     labels_decoder: str | None = None
     relations_layer: str | None = None
     model_type: str | None = SPAN_MODEL_TYPE
 
+    @property
+    def is_token_level(self) -> bool:
+        return self.span_mode == "token_level"
+
+    @property
+    def is_bi_encoder(self) -> bool:
+        return bool(self.labels_encoder)
+
+    def architecture(self) -> str:
+        """The official model type of this architecture, e.g. 'gliner_bi_encoder_span'."""
+        if self.is_bi_encoder:
+            return BI_TOKEN_MODEL_TYPE if self.is_token_level else BI_SPAN_MODEL_TYPE
+        return TOKEN_MODEL_TYPE if self.is_token_level else SPAN_MODEL_TYPE
+
     def unsupported_features(self) -> list[str]:
         """Settings of the official package that this package does not implement."""
         problems = []
-        if self.span_mode != "markerV0":
-            problems.append(f"span_mode={self.span_mode!r} (only 'markerV0' is implemented)")
+        if self.span_mode not in SPAN_MODES:
+            problems.append(f"span_mode={self.span_mode!r} (only {' and '.join(map(repr, SPAN_MODES))})")
         if self.subtoken_pooling != "first":
             problems.append(f"subtoken_pooling={self.subtoken_pooling!r} (only 'first')")
         if self.words_splitter_type != "whitespace":
             problems.append(f"words_splitter_type={self.words_splitter_type!r} (only 'whitespace')")
         if self.post_fusion_schema:
-            problems.append(f"post_fusion_schema={self.post_fusion_schema!r}")
+            steps = self.post_fusion_schema.split("-")
+            if any(step not in ("l2l", "t2t", "l2t", "t2l") for step in steps):
+                problems.append(f"post_fusion_schema={self.post_fusion_schema!r} (steps l2l, t2t, l2t, t2l)")
         if self.fuse_layers:
             problems.append("fuse_layers=true")
         if self.span_encoder_config:
             problems.append("span_encoder_config")
         if not self.embed_ent_token:
             problems.append("embed_ent_token=false")
-        for key in ("labels_encoder", "labels_decoder", "relations_layer"):
+        if getattr(self, "represent_spans", False):
+            problems.append("represent_spans=true")
+        if getattr(self, "precomputed_prompts_mode", False):
+            problems.append("precomputed_prompts_mode=true")
+        for key in ("labels_decoder", "relations_layer"):
             if getattr(self, key):
                 problems.append(f"{key}={getattr(self, key)!r}")
         return problems
@@ -81,7 +113,9 @@ class GLiNERConfig(BaseModel):
 
     def to_json_file(self, directory: str | Path) -> Path:
         path = Path(directory) / CONFIG_FILE
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        data = self.model_dump(mode="json")
+        data["model_type"] = self.architecture()
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return path
 
     @classmethod
@@ -92,6 +126,6 @@ class GLiNERConfig(BaseModel):
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
         data = json.loads(path.read_text())
-        if data.get("model_type") is None:
-            data["model_type"] = SPAN_MODEL_TYPE
-        return cls.model_validate(data)
+        config = cls.model_validate(data)
+        config.model_type = config.architecture()  # the official loader ignores it too; keep it truthful
+        return config

@@ -55,6 +55,49 @@ def find_candidates(
     return row, start, width, label, probs[row, start, width, label]
 
 
+def find_token_candidates(
+    probs: torch.Tensor, word_mask: torch.Tensor, start_allowed: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Spans from start / end / inside probabilities (token-level model), as the official decoder.
+
+    probs: (B, L, C, 3) start, end, inside; word_mask: (B, L) real words;
+    start_allowed: (B, L) words a span may start at. Span (i, j) of label c is a
+    candidate when start[i] > t, end[j] > t and inside >= t on every word
+    i..j; its score is the smallest of those probabilities (official 0.2.29;
+    spans have no width limit). Returns row, start, end, label, score tensors
+    ordered by (row, start, label, end), the official candidate order.
+    """
+    start, end, inside = probs.unbind(-1)  # (B, L, C) each
+    words = word_mask[..., None]  # (B, L, 1)
+    start_ok = (start > threshold) & words & start_allowed[..., None]
+    end_ok = (end > threshold) & words
+    inside_ok = (inside >= threshold) & words
+    L = probs.size(1)
+    found: list[tuple[torch.Tensor, ...]] = []
+    # grow spans one word at a time: `alive` (B, L - k, C) marks spans (i, i + k) whose
+    # start is a candidate and whose words are all inside; `low` is their smallest probability
+    alive = start_ok & inside_ok
+    low = torch.minimum(start, inside)
+    for k in range(L):
+        if not bool(alive.any()):
+            break
+        hits = alive & end_ok[:, k:]
+        if bool(hits.any()):
+            row, first, label = hits.nonzero(as_tuple=True)
+            score = torch.minimum(low, end[:, k:])[row, first, label]
+            found.append((row, first, first + k, label, score))
+        if k + 1 < L:
+            alive = alive[:, :-1] & inside_ok[:, k + 1 :]
+            low = torch.minimum(low[:, :-1], inside[:, k + 1 :])
+    if not found:
+        empty = torch.zeros(0, dtype=torch.long, device=probs.device)
+        return empty, empty, empty, empty, probs.new_zeros(0)
+    row, first, last, label, score = (torch.cat(parts) for parts in zip(*found, strict=True))
+    C = probs.size(2)
+    order = torch.argsort(((row * L + first) * C + label) * L + last)
+    return row[order], first[order], last[order], label[order], score[order]
+
+
 def greedy_select(candidates: Candidates, flat_ner: bool = True, multi_label: bool = False) -> list[int]:
     """Indices of the kept candidates, sorted by start (stable)."""
     order = sorted(range(len(candidates)), key=lambda i: -candidates.scores[i])

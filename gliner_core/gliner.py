@@ -1,9 +1,13 @@
-"""`GLiNER`: load, save and run a span model on plain text with character offsets."""
+"""`GLiNER`: load, save and run a GLiNER model on plain text with character offsets.
+
+One class for the four architectures (span or token head, uni- or bi-encoder);
+`from_pretrained` picks the architecture from `gliner_config.json`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,14 +18,30 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 from gliner_core.checkpoint import load_weights, resolve_model_dir, save_weights
 from gliner_core.config import GLiNERConfig
-from gliner_core.decoding import Candidates, find_candidates, greedy_select, to_entities
-from gliner_core.model import SpanModel, build_encoder
-from gliner_core.processing import Encoder, Labels, collate, length_sorted_batches, normalize_labels
+from gliner_core.decoding import (
+    Candidates,
+    find_candidates,
+    find_token_candidates,
+    greedy_select,
+    to_entities,
+)
+from gliner_core.model import GLiNERModel, TokenScores, build_encoder, build_labels_encoder, build_model
+from gliner_core.processing import (
+    Encoder,
+    Labels,
+    LabelSet,
+    Window,
+    collate,
+    length_sorted_batches,
+    normalize_labels,
+)
 from gliner_core.text import Words, split_words
 
 log = logging.getLogger(__name__)
 
 FLERT_TOKEN = "[FLERT]"  # added by the official package too; keeps token ids aligned with its checkpoints
+LABELS_TOKENIZER_DIR = "labels_tokenizer"  # where a bi-encoder checkpoint keeps its label tokenizer
+LABEL_CACHE_SIZE = 20_000  # label vectors kept per model (bi-encoder)
 
 
 def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -34,8 +54,18 @@ def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenize
     return tokenizer
 
 
+def _prepare_labels_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:  # as the official package
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def _add_special_tokens(tokenizer: PreTrainedTokenizerBase, config: GLiNERConfig) -> None:
     tokenizer.add_tokens([FLERT_TOKEN, config.ent_token, config.sep_token], special_tokens=True)
+    if config.is_bi_encoder:
+        # The official bi-encoder adds the tokens to its tokenizer but not to the
+        # encoder (which never sees a prompt): vocab_size and class_token_index stay -1.
+        return
     config.class_token_index = int(tokenizer.convert_tokens_to_ids(config.ent_token))  # type: ignore[arg-type]
     config.vocab_size = len(tokenizer)
 
@@ -61,52 +91,97 @@ def _check_texts(texts: Any) -> list[str]:
 
 
 class GLiNER(nn.Module):
-    """A GLiNER span model with its tokenizer: text and labels in, entity spans out."""
+    """A GLiNER model with its tokenizer(s): text and labels in, entity spans out.
 
-    def __init__(self, config: GLiNERConfig, model: SpanModel, tokenizer: PreTrainedTokenizerBase):
+    `model` is one of `SpanModel`, `TokenModel`, `BiEncoderSpanModel`,
+    `BiEncoderTokenModel` (see `gliner_core.model`); `inputs` turns texts and
+    labels into its batches.
+    """
+
+    def __init__(
+        self,
+        config: GLiNERConfig,
+        model: GLiNERModel,
+        tokenizer: PreTrainedTokenizerBase,
+        labels_tokenizer: PreTrainedTokenizerBase | None = None,
+    ):
         super().__init__()
+        if config.is_bi_encoder and labels_tokenizer is None:
+            raise ValueError("a bi-encoder needs the tokenizer of its label encoder")
+        config.model_type = config.architecture()
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
-        self.inputs = Encoder(tokenizer, config, _max_tokens(tokenizer, config))
+        self.labels_tokenizer = labels_tokenizer
+        self.inputs = Encoder(tokenizer, config, _max_tokens(tokenizer, config), labels_tokenizer)
+        self._label_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._label_cache_key: tuple = ()
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
     def from_backbone(cls, encoder: str | Path, **config: Any) -> GLiNER:
-        """A new model: pretrained encoder (path or hub id), freshly initialised heads."""
+        """A new model: pretrained encoder (path or hub id), freshly initialised heads.
+
+        `span_mode="token_level"` gives the token-level (multi-task) model;
+        `labels_encoder=<path or hub id>` a bi-encoder with that sentence encoder
+        for the labels (and `post_fusion_schema="l2l-l2t-t2t"`, say, a poly-encoder).
+        """
         cfg = GLiNERConfig(model_name=str(encoder), **config)
         cfg.check_supported()
         tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(str(encoder)))
         backbone = AutoModel.from_pretrained(str(encoder))
         _add_special_tokens(tokenizer, cfg)
-        backbone.resize_token_embeddings(len(tokenizer))
+        labels_encoder, labels_tokenizer = None, None
+        if cfg.is_bi_encoder:
+            labels_encoder = build_labels_encoder(cfg, pretrained=True)
+            labels_tokenizer = _prepare_labels_tokenizer(
+                AutoTokenizer.from_pretrained(str(cfg.labels_encoder))
+            )
+            cfg.labels_encoder_config = labels_encoder.config.to_dict()
+        else:
+            backbone.resize_token_embeddings(len(tokenizer))
         cfg.encoder_config = backbone.config.to_dict()
-        gliner = cls(cfg, SpanModel(cfg, backbone), tokenizer)
+        gliner = cls(cfg, build_model(cfg, backbone, labels_encoder), tokenizer, labels_tokenizer)
         gliner.eval()  # like any loaded model; call .train() to fine-tune
         return gliner
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, map_location: str | torch.device = "cpu") -> GLiNER:
-        """Load a checkpoint written here or by the official package (directory or hub id)."""
+        """Load a checkpoint written here or by the official package (directory or hub id).
+
+        The architecture comes from `gliner_config.json`: `span_mode` (markerV0 or
+        token_level) and `labels_encoder` (bi-encoder), as in the official package.
+        """
         directory = resolve_model_dir(path_or_id)
         cfg = GLiNERConfig.from_json_file(directory)
         cfg.check_supported()
         source = directory if (directory / "tokenizer_config.json").is_file() else cfg.model_name
         tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(str(source)))
-        needs_tokens = cfg.class_token_index == -1 or cfg.vocab_size == -1
-        if needs_tokens:
-            _add_special_tokens(tokenizer, cfg)
-        elif tokenizer.convert_tokens_to_ids(cfg.ent_token) != cfg.class_token_index:
-            raise ValueError(
-                f"{directory}: class_token_index {cfg.class_token_index} is not the tokenizer's id of "
-                f"{cfg.ent_token!r}; the checkpoint's tokenizer files do not match its config"
-            )
+        labels_encoder, labels_tokenizer = None, None
         backbone = build_encoder(cfg, pretrained=False)
-        if backbone.get_input_embeddings().num_embeddings != len(tokenizer):
-            backbone.resize_token_embeddings(len(tokenizer))
+        if cfg.is_bi_encoder:
+            if FLERT_TOKEN not in tokenizer.get_vocab():
+                _add_special_tokens(tokenizer, cfg)
+            labels_source = directory / LABELS_TOKENIZER_DIR
+            if not (labels_source / "tokenizer_config.json").is_file():
+                labels_source = Path(str(cfg.labels_encoder))
+            labels_tokenizer = _prepare_labels_tokenizer(AutoTokenizer.from_pretrained(str(labels_source)))
+            labels_encoder = build_labels_encoder(cfg, pretrained=False)
+            cfg.labels_encoder_config = labels_encoder.config.to_dict()
+        else:
+            needs_tokens = cfg.class_token_index == -1 or cfg.vocab_size == -1
+            if needs_tokens:
+                _add_special_tokens(tokenizer, cfg)
+            elif tokenizer.convert_tokens_to_ids(cfg.ent_token) != cfg.class_token_index:
+                raise ValueError(
+                    f"{directory}: class_token_index {cfg.class_token_index} is not the tokenizer's id of "
+                    f"{cfg.ent_token!r}; the checkpoint's tokenizer files do not match its config"
+                )
+            if backbone.get_input_embeddings().num_embeddings != len(tokenizer):
+                backbone.resize_token_embeddings(len(tokenizer))
         cfg.encoder_config = backbone.config.to_dict()
-        model = SpanModel(cfg, backbone)
+        model = build_model(cfg, backbone, labels_encoder)
         result = model.load_state_dict(load_weights(directory), strict=True)
         buffers = {name for name, _ in model.named_buffers()}
         missing = [key for key in result.missing_keys if key not in buffers]
@@ -121,16 +196,18 @@ class GLiNER(nn.Module):
                 len(result.unexpected_keys),
                 result.unexpected_keys[:3],
             )
-        gliner = cls(cfg, model, tokenizer)
+        gliner = cls(cfg, model, tokenizer, labels_tokenizer)
         gliner.to(map_location)
         gliner.eval()
         return gliner
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write config, weights (safetensors) and tokenizer; loads here and in the official package."""
+        """Write config, weights (safetensors) and tokenizer(s); loads here and in the official package."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(str(directory))
+        if self.labels_tokenizer is not None:
+            self.labels_tokenizer.save_pretrained(str(directory / LABELS_TOKENIZER_DIR))
         save_weights(self.model.state_dict(), directory)
         self.config.to_json_file(directory)  # last: a directory with a config is complete
         return directory
@@ -138,6 +215,58 @@ class GLiNER(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    # -- label vectors (bi-encoder) -------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode_labels(self, labels: Labels, batch_size: int = 64) -> torch.Tensor:
+        """Label vectors (C, D) of a bi-encoder, in the order of `labels` (duplicates dropped).
+
+        Vectors are cached per label text, so a corpus labelled in many batches
+        encodes each label once; the cache is dropped whenever the label
+        encoder's weights change (training, `load_state_dict`) or move. Pass
+        the result as `label_embeddings=` to the predict methods to skip even
+        the cache look-up.
+        """
+        if not self.config.is_bi_encoder:
+            raise ValueError("encode_labels needs a bi-encoder (a config with labels_encoder)")
+        prompts = normalize_labels(labels).prompts
+        key = self._label_encoder_state()
+        if key != self._label_cache_key:
+            self._label_cache.clear()
+            self._label_cache_key = key
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._label_cache))
+        if missing:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for i in range(0, len(missing), batch_size):
+                    chunk = missing[i : i + batch_size]
+                    tokens = self.inputs.tokenize_labels(chunk)
+                    vectors = self.model.encode_labels(  # type: ignore[union-attr,operator]
+                        tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+                    )
+                    for prompt, vector in zip(chunk, vectors, strict=True):
+                        self._label_cache[prompt] = vector.clone()
+            finally:
+                self.model.train(was_training)
+        for prompt in prompts:
+            self._label_cache.move_to_end(prompt)
+        vectors = torch.stack([self._label_cache[p] for p in prompts])
+        while len(self._label_cache) > LABEL_CACHE_SIZE:
+            self._label_cache.popitem(last=False)
+        return vectors
+
+    def clear_label_cache(self) -> None:
+        self._label_cache.clear()
+
+    def _label_encoder_state(self) -> tuple:
+        # parameters' version counters move on every in-place update (optimizer steps, load_state_dict)
+        layer = self.model.token_rep_layer
+        params = [*layer.labels_encoder.parameters()]  # type: ignore[union-attr]
+        if hasattr(layer, "labels_projection"):
+            params += [*layer.labels_projection.parameters()]  # type: ignore[union-attr]
+        return tuple((id(p), p._version, p.device, p.dtype) for p in params)
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -148,12 +277,18 @@ class GLiNER(nn.Module):
         threshold: float = 0.5,
         flat_ner: bool = True,
         multi_label: bool = False,
+        label_embeddings: torch.Tensor | None = None,
     ) -> list[dict]:
         """Entities in one text: `[{"start", "end", "text", "label", "score"}]`, offsets in characters."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
         return self.batch_predict_entities(
-            [text], labels, threshold=threshold, flat_ner=flat_ner, multi_label=multi_label
+            [text],
+            labels,
+            threshold=threshold,
+            flat_ner=flat_ner,
+            multi_label=multi_label,
+            label_embeddings=label_embeddings,
         )[0]
 
     @torch.inference_mode()
@@ -165,11 +300,14 @@ class GLiNER(nn.Module):
         threshold: float = 0.5,
         flat_ner: bool = True,
         multi_label: bool = False,
+        label_embeddings: torch.Tensor | None = None,
     ) -> list[list[dict]]:
         """Entities in each text (one list per text, in input order).
 
         Texts are batched by length; a text longer than the encoder window is
-        read in overlapping windows, so no part of it is skipped.
+        read in overlapping windows, so no part of it is skipped. A bi-encoder
+        takes `label_embeddings` (C, D) from `encode_labels(labels)`; without
+        them it encodes (and caches) the labels itself.
         """
         texts = _check_texts(texts)
         label_set = normalize_labels(labels)
@@ -177,6 +315,7 @@ class GLiNER(nn.Module):
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        label_vecs = self._label_vectors(label_set, label_embeddings)
         words = [split_words(text) for text in texts]
         present = [i for i, w in enumerate(words) if len(w) > 0]
         results: list[list[dict]] = [[] for _ in texts]
@@ -189,7 +328,7 @@ class GLiNER(nn.Module):
         self.model.eval()
         try:
             for chunk in length_sorted_batches(windows, batch_size):
-                for window, candidates in zip(chunk, self._score(chunk, threshold), strict=True):
+                for window, candidates in zip(chunk, self._score(chunk, threshold, label_vecs), strict=True):
                     found[window.text_index].append((window.offset, candidates))
         finally:
             self.model.train(was_training)
@@ -202,21 +341,47 @@ class GLiNER(nn.Module):
             results[present[index]] = self._entities(candidates, kept, text_words, label_set.names)
         return results
 
-    def _score(self, windows, threshold: float) -> list[Candidates]:
-        """Run one batch of windows; candidates per window in text word indices."""
+    def _label_vectors(self, label_set: LabelSet, given: torch.Tensor | None) -> torch.Tensor | None:
+        if not self.config.is_bi_encoder:
+            if given is not None:
+                raise ValueError("label_embeddings need a bi-encoder; this model has labels in its prompt")
+            return None
+        if given is None:
+            return self.encode_labels(label_set.prompts)
+        if given.dim() != 2 or given.size(0) != len(label_set.prompts):
+            raise ValueError(
+                f"label_embeddings must be (num_labels={len(label_set.prompts)}, hidden), got "
+                f"{tuple(given.shape)}; compute them with encode_labels(labels) for the same labels"
+            )
+        return given.to(self.device)
+
+    def _forward(self, windows: Sequence[Window], label_vecs: torch.Tensor | None):
         batch = collate(windows, self.tokenizer.pad_token_id or 0)
-        out = self.model(**batch.model_inputs(self.device))
-        probs = torch.sigmoid(out.logits.float())  # (B, L, K, C)
-        L = probs.size(1)
-        own_start = torch.tensor([w.own_start for w in windows], device=probs.device)
-        own_end = torch.tensor([w.own_end for w in windows], device=probs.device)
-        position = torch.arange(L, device=probs.device)[None, :]
+        inputs = batch.model_inputs(self.device)
+        if label_vecs is not None:
+            inputs["labels_embeds"] = label_vecs
+        return self.model(**inputs)
+
+    def _score(self, windows: Sequence[Window], threshold: float, label_vecs: torch.Tensor | None = None):
+        """Run one batch of windows; candidates per window in text word indices."""
+        out = self._forward(windows, label_vecs)
+        device = out.logits.device
+        own_start = torch.tensor([w.own_start for w in windows], device=device)
+        own_end = torch.tensor([w.own_end for w in windows], device=device)
+        position = torch.arange(out.logits.size(1), device=device)[None, :]
         owned = (position >= own_start[:, None]) & (position < own_end[:, None])  # (B, L)
-        row, start, width, label, score = find_candidates(probs, out.span_mask & owned[..., None], threshold)
+        if isinstance(out, TokenScores):
+            probs = torch.sigmoid(out.logits.float()) * out.label_mask[:, None, :, None]  # (B, L, C, 3)
+            row, start, end, label, score = find_token_candidates(probs, out.word_mask, owned, threshold)
+        else:
+            probs = torch.sigmoid(out.logits.float())  # (B, L, K, C)
+            allowed = out.span_mask & owned[..., None]  # (B, L, K)
+            row, start, width, label, score = find_candidates(probs, allowed, threshold)
+            end = start + width
         # candidates come ordered by row: split them per window in bulk, no per-candidate Python
         sizes = torch.bincount(row, minlength=len(windows)).tolist()
         offsets = torch.tensor([w.offset for w in windows], device=row.device)[row]
-        first, last = (start + offsets).split(sizes), (start + width + offsets).split(sizes)
+        first, last = (start + offsets).split(sizes), (end + offsets).split(sizes)
         return [
             Candidates(s.tolist(), e.tolist(), c.tolist(), p.tolist())
             for s, e, c, p in zip(first, last, label.split(sizes), score.split(sizes), strict=True)

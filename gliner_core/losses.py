@@ -67,3 +67,27 @@ def span_loss(
     if reduction == "mean":
         return loss.sum() / valid.sum().clamp(min=1)
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+
+
+def token_loss(
+    logits: torch.Tensor,  # (B, L, C, 3) start, end, inside logits
+    targets: torch.Tensor,  # (B, L, C, 3) 1 where a gold span of that label starts / ends / covers the word
+    word_mask: torch.Tensor,  # (B, L) real words
+    label_mask: torch.Tensor,  # (B, C) real labels
+    alpha: float = -1.0,
+    gamma: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "sum",
+    weights: torch.Tensor | None = None,  # (B,) per-example weight
+) -> torch.Tensor:
+    """Loss of the token-level model over valid (word, label) pairs; 'mean' divides by their count."""
+    loss = focal_bce_with_logits(logits, targets, alpha, gamma, label_smoothing)  # (B, L, C, 3)
+    valid = word_mask[:, :, None] & label_mask[:, None, :]  # (B, L, C)
+    loss = loss * valid[..., None]
+    if weights is not None:
+        loss = loss * weights.view(-1, 1, 1, 1)
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.sum() / valid.sum().clamp(min=1)
+    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")

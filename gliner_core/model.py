@@ -13,6 +13,19 @@
              └────────── dot product ──────────┘ → logits (B, L, K, C)
 
 B batch rows, T subword tokens, L words, K = max_width, C labels, D = hidden_size.
+
+Four architectures share these parts (the official package's model classes):
+
+  SpanModel            uni-encoder, span head          span_mode markerV0
+  TokenModel           uni-encoder, token head         span_mode token_level
+  BiEncoderSpanModel   bi-encoder, span head           labels_encoder set
+  BiEncoderTokenModel  bi-encoder, token head          labels_encoder set, token_level
+
+The token head scores start / end / inside per (word, label): logits (B, L, C, 3).
+A bi-encoder embeds each label text with a separate sentence encoder (mean
+pooled), so the text encoder sees only the words; label vectors can be computed
+once and passed in (`labels_embeds`). With `post_fusion_schema` the bi-encoder
+(poly-encoder) runs attention layers between label and word vectors.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 
 from gliner_core.config import GLiNERConfig
-from gliner_core.layers import SpanRepLayer, WordLSTM, projection
+from gliner_core.layers import CrossFuser, SpanRepLayer, TokenScorer, WordLSTM, projection
 
 
 @dataclass
@@ -32,6 +45,13 @@ class SpanScores:
     logits: torch.Tensor  # (B, L, K, C) span-label logits
     span_mask: torch.Tensor  # (B, L, K) True where span (i, i + k) lies inside the row's words
     label_mask: torch.Tensor  # (B, C) True for real labels (rows may have fewer labels)
+
+
+@dataclass
+class TokenScores:
+    logits: torch.Tensor  # (B, L, C, 3) start, end and inside logits per (word, label)
+    word_mask: torch.Tensor  # (B, L) True for the row's real words
+    label_mask: torch.Tensor  # (B, C) True for real labels
 
 
 class Backbone(nn.Module):
@@ -66,56 +86,87 @@ def build_encoder(config: GLiNERConfig, pretrained: bool) -> PreTrainedModel:
         return AutoModel.from_pretrained(config.model_name)
     if config.encoder_config is None:
         return AutoModel.from_config(AutoConfig.from_pretrained(config.model_name))
-    settings = dict(config.encoder_config)
+    return _encoder_from_settings(config.encoder_config)
+
+
+def build_labels_encoder(config: GLiNERConfig, pretrained: bool) -> PreTrainedModel:
+    """The label encoder: pretrained from `labels_encoder`, or empty from `labels_encoder_config`."""
+    if not config.labels_encoder:
+        raise ValueError("this config has no labels_encoder")
+    if pretrained:
+        return AutoModel.from_pretrained(config.labels_encoder)
+    if config.labels_encoder_config is None:
+        return AutoModel.from_config(AutoConfig.from_pretrained(config.labels_encoder))
+    return _encoder_from_settings(config.labels_encoder_config)
+
+
+def _encoder_from_settings(settings: dict) -> PreTrainedModel:
+    settings = dict(settings)
     encoder_config = AutoConfig.for_model(settings.pop("model_type"), **settings)
     return AutoModel.from_config(encoder_config)
 
 
-class SpanModel(nn.Module):
-    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel):
-        super().__init__()
-        config.check_supported()
-        self.config = config
+def label_vectors(
+    tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, class_token_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder output at each <<ENT>> token, in prompt order: (B, C, D) and mask (B, C)."""
+    B, _, D = tokens.shape
+    is_ent = (input_ids == class_token_index) & attention_mask.bool()  # (B, T)
+    label_counts = is_ent.sum(1)  # (B,)
+    C = int(label_counts.max()) if B else 0
+    row, tok = is_ent.nonzero(as_tuple=True)
+    slot = is_ent.cumsum(1)[row, tok] - 1  # position of each <<ENT>> among its row's labels
+    labels = tokens.new_zeros(B, C, D)
+    labels[row, slot] = tokens[row, tok]
+    label_mask = torch.arange(C, device=tokens.device) < label_counts[:, None]  # (B, C)
+    return labels, label_mask
+
+
+def word_vectors(tokens: torch.Tensor, words_mask: torch.Tensor, text_lengths: torch.Tensor) -> torch.Tensor:
+    """The encoder output at each word's first subtoken: (B, L, D), zeros past a row's words."""
+    B, _, D = tokens.shape
+    L = int(text_lengths.max())
+    row, tok = (words_mask > 0).nonzero(as_tuple=True)
+    words = tokens.new_zeros(B, L, D)
+    words[row, words_mask[row, tok] - 1] = tokens[row, tok]
+    return words
+
+
+def build_fuser(config: GLiNERConfig, encoder: PreTrainedModel) -> CrossFuser:
+    """The official CrossFuser settings: as many heads as the text encoder has."""
+    heads = encoder.config.num_attention_heads
+    if config.hidden_size % heads:
+        raise ValueError(
+            f"post_fusion_schema needs hidden_size divisible by the encoder's {heads} attention heads, "
+            f"got hidden_size={config.hidden_size}"
+        )
+    return CrossFuser(
+        config.hidden_size,
+        num_heads=encoder.config.num_attention_heads,
+        num_layers=config.num_post_fusion_layers,
+        dropout=config.dropout,
+        schema=config.post_fusion_schema,
+    )
+
+
+class SpanHead(nn.Module):
+    """Span marker + label FFN; scores (B, L, K, C). Mixed into the span models (checkpoint names kept)."""
+
+    span_rep_layer: SpanRepLayer
+    prompt_rep_layer: nn.Sequential
+    config: GLiNERConfig
+
+    def _init_span_head(self, config: GLiNERConfig) -> None:
         D = config.hidden_size
-        self.token_rep_layer = TokenEncoder(encoder, D)
-        if config.num_rnn_layers > 0:
-            self.rnn = WordLSTM(D, config.num_rnn_layers)
         self.span_rep_layer = SpanRepLayer(D, config.max_width, config.dropout)
-        self.prompt_rep_layer = projection(D, config.dropout)  # refines each label's <<ENT>> vector
+        self.prompt_rep_layer = projection(D, config.dropout)  # refines each label vector
 
-    @property
-    def encoder(self) -> PreTrainedModel:
-        return self.token_rep_layer.bert_layer.model
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,  # (B, T) prompt + words, padded
-        attention_mask: torch.Tensor,  # (B, T)
-        words_mask: torch.Tensor,  # (B, T) 1-based word index at each word's first subtoken, else 0
-        text_lengths: torch.Tensor,  # (B,) words per row
+    def score_spans(
+        self, words: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor, text_lengths: torch.Tensor
     ) -> SpanScores:
-        tokens = self.token_rep_layer(input_ids, attention_mask)  # (B, T, D)
-        B, _, D = tokens.shape
-        device = tokens.device
-
-        # label vectors: the encoder output at each <<ENT>> token, in prompt order
-        is_ent = (input_ids == self.config.class_token_index) & attention_mask.bool()  # (B, T)
-        label_counts = is_ent.sum(1)  # (B,)
-        C = int(label_counts.max()) if B else 0
-        row, tok = is_ent.nonzero(as_tuple=True)
-        slot = is_ent.cumsum(1)[row, tok] - 1  # position of each <<ENT>> among its row's labels
-        labels = tokens.new_zeros(B, C, D)
-        labels[row, slot] = tokens[row, tok]
-        label_mask = torch.arange(C, device=device) < label_counts[:, None]  # (B, C)
-
-        # word vectors: the encoder output at each word's first subtoken
-        L = int(text_lengths.max())
-        row, tok = (words_mask > 0).nonzero(as_tuple=True)
-        words = tokens.new_zeros(B, L, D)
-        words[row, words_mask[row, tok] - 1] = tokens[row, tok]
-        if hasattr(self, "rnn"):
-            words = self.rnn(words, text_lengths)  # (B, L, D)
-
+        # words: (B, L, D), labels: (B, C, D)
+        L, C, D = words.size(1), labels.size(1), labels.size(2)
+        device = words.device
         # every span (i, i + k) for k < K; spans running past a row's last word are masked
         K = self.config.max_width
         span_end = torch.arange(L, device=device)[:, None] + torch.arange(K, device=device)  # (L, K)
@@ -126,6 +177,7 @@ class SpanModel(nn.Module):
         # logit = span . label = (W2 h + b2) . label = h . (W2^T label) + b2 . label:
         # apply W2 on the label side when there are fewer labels than dimensions.
         last = self.span_rep_layer.span_rep_layer.out_project[3]
+        assert isinstance(last, nn.Linear)
         if C < D:
             folded = labels @ last.weight  # (B, C, 4D)
             logits = torch.einsum("blkh,bch->blkc", hidden, folded) + (labels @ last.bias)[:, None, None, :]
@@ -133,3 +185,225 @@ class SpanModel(nn.Module):
             spans = self.span_rep_layer.project(hidden)  # (B, L, K, D)
             logits = torch.einsum("blkd,bcd->blkc", spans, labels)
         return SpanScores(logits=logits, span_mask=span_mask, label_mask=label_mask)
+
+
+class UniEncoder(nn.Module):
+    """Labels in the prompt: one encoder pass gives label vectors (<<ENT>>) and word vectors."""
+
+    token_rep_layer: TokenEncoder
+    config: GLiNERConfig
+
+    def _init_uni_encoder(self, config: GLiNERConfig, encoder: PreTrainedModel) -> None:
+        config.check_supported()
+        self.config = config
+        self.token_rep_layer = TokenEncoder(encoder, config.hidden_size)
+        if config.num_rnn_layers > 0:
+            self.rnn = WordLSTM(config.hidden_size, config.num_rnn_layers)
+        if config.post_fusion_schema:
+            # The official uni-encoder builds these layers but never applies them; they
+            # are kept so that checkpoints load and save with the same weights.
+            self.cross_fuser = build_fuser(config, encoder)
+
+    @property
+    def encoder(self) -> PreTrainedModel:
+        return self.token_rep_layer.bert_layer.model
+
+    def represent(
+        self,
+        input_ids: torch.Tensor,  # (B, T) prompt + words, padded
+        attention_mask: torch.Tensor,  # (B, T)
+        words_mask: torch.Tensor,  # (B, T) 1-based word index at each word's first subtoken, else 0
+        text_lengths: torch.Tensor,  # (B,) words per row
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Word vectors (B, L, D), label vectors (B, C, D), label mask (B, C)."""
+        tokens = self.token_rep_layer(input_ids, attention_mask)  # (B, T, D)
+        labels, label_mask = label_vectors(tokens, input_ids, attention_mask, self.config.class_token_index)
+        words = word_vectors(tokens, words_mask, text_lengths)
+        if hasattr(self, "rnn"):
+            words = self.rnn(words, text_lengths)  # (B, L, D)
+        return words, labels, label_mask
+
+
+class SpanModel(UniEncoder, SpanHead):
+    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel):
+        super().__init__()
+        self._init_uni_encoder(config, encoder)
+        self._init_span_head(config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        words_mask: torch.Tensor,
+        text_lengths: torch.Tensor,
+    ) -> SpanScores:
+        words, labels, label_mask = self.represent(input_ids, attention_mask, words_mask, text_lengths)
+        return self.score_spans(words, labels, label_mask, text_lengths)
+
+
+class TokenModel(UniEncoder):
+    """The token-level (multi-task) GLiNER: start / end / inside logits per (word, label)."""
+
+    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel):
+        super().__init__()
+        self._init_uni_encoder(config, encoder)
+        self.scorer = TokenScorer(config.hidden_size, config.dropout)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        words_mask: torch.Tensor,
+        text_lengths: torch.Tensor,
+    ) -> TokenScores:
+        words, labels, label_mask = self.represent(input_ids, attention_mask, words_mask, text_lengths)
+        word_mask = torch.arange(words.size(1), device=words.device) < text_lengths[:, None]  # (B, L)
+        return TokenScores(self.scorer(words, labels), word_mask, label_mask)
+
+
+class BiTokenEncoder(TokenEncoder):
+    """Text encoder plus a label encoder (prefix `token_rep_layer.labels_encoder.model`)."""
+
+    def __init__(self, encoder: PreTrainedModel, labels_encoder: PreTrainedModel, hidden_size: int):
+        super().__init__(encoder, hidden_size)
+        self.labels_encoder = Backbone(labels_encoder)
+        if labels_encoder.config.hidden_size != hidden_size:
+            self.labels_projection = nn.Linear(labels_encoder.config.hidden_size, hidden_size)
+
+    def encode_labels(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # input_ids, attention_mask: (N, T) tokenized label texts -> (N, D), mean over real tokens
+        out = self.labels_encoder.model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state  # (N, T, D')
+        if hasattr(self, "labels_projection"):
+            hidden = self.labels_projection(hidden)
+        mask = attention_mask[..., None].to(hidden.dtype)  # (N, T, 1)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class BiEncoder(nn.Module):
+    """Labels through their own encoder; the text encoder sees only the words.
+
+    Label vectors come either as `labels_embeds` (N, D), computed once by
+    `encode_labels` and reused, or as tokenized label texts encoded in the
+    forward pass (training: gradients reach the label encoder). `label_index`
+    (B, C) picks each row's labels from the N; without it every row gets all N.
+    """
+
+    token_rep_layer: BiTokenEncoder
+    config: GLiNERConfig
+
+    def _init_bi_encoder(
+        self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel
+    ) -> None:
+        config.check_supported()
+        self.config = config
+        self.token_rep_layer = BiTokenEncoder(encoder, labels_encoder, config.hidden_size)
+        if config.num_rnn_layers > 0:
+            # The official bi-encoder builds a word LSTM but never applies it (0.2.29);
+            # it is kept, unused, so that checkpoints have the same weights.
+            self.rnn = WordLSTM(config.hidden_size, config.num_rnn_layers)
+        if config.post_fusion_schema:
+            self.cross_fuser = build_fuser(config, encoder)
+
+    @property
+    def encoder(self) -> PreTrainedModel:
+        return self.token_rep_layer.bert_layer.model
+
+    def encode_labels(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.token_rep_layer.encode_labels(input_ids, attention_mask)  # (N, D)
+
+    def represent(
+        self,
+        input_ids: torch.Tensor,  # (B, T) words only, padded
+        attention_mask: torch.Tensor,  # (B, T)
+        words_mask: torch.Tensor,  # (B, T)
+        text_lengths: torch.Tensor,  # (B,)
+        labels_embeds: torch.Tensor | None = None,  # (N, D) label vectors
+        labels_input_ids: torch.Tensor | None = None,  # (N, T') label texts, when labels_embeds is None
+        labels_attention_mask: torch.Tensor | None = None,  # (N, T')
+        label_index: torch.Tensor | None = None,  # (B, C) index into the N labels
+        label_mask: torch.Tensor | None = None,  # (B, C) real labels
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tokens = self.token_rep_layer(input_ids, attention_mask)  # (B, T, D)
+        words = word_vectors(tokens, words_mask, text_lengths)  # (B, L, D)
+        B, L, _ = words.shape
+        if labels_embeds is None:
+            if labels_input_ids is None or labels_attention_mask is None:
+                raise ValueError(
+                    "a bi-encoder needs labels_embeds or labels_input_ids + labels_attention_mask"
+                )
+            labels_embeds = self.encode_labels(labels_input_ids, labels_attention_mask)
+        if labels_embeds.dim() != 2:
+            raise ValueError(f"labels_embeds must be (num_labels, hidden), got {tuple(labels_embeds.shape)}")
+        labels_embeds = labels_embeds.to(device=words.device, dtype=words.dtype)
+        if label_index is None:
+            labels = labels_embeds[None].expand(B, -1, -1)  # (B, N, D)
+            label_mask = torch.ones(labels.shape[:2], dtype=torch.bool, device=words.device)
+        else:
+            labels = labels_embeds[label_index]  # (B, C, D)
+            if label_mask is None:
+                label_mask = torch.ones(label_index.shape, dtype=torch.bool, device=words.device)
+            label_mask = label_mask.bool()
+            labels = labels * label_mask[..., None]
+        if hasattr(self, "cross_fuser"):
+            word_mask = torch.arange(L, device=words.device) < text_lengths[:, None]  # (B, L)
+            labels, words = self.cross_fuser(labels, words, label_mask, word_mask)
+            labels = labels * label_mask[..., None]
+        return words, labels, label_mask
+
+
+class BiEncoderSpanModel(BiEncoder, SpanHead):
+    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel):
+        super().__init__()
+        self._init_bi_encoder(config, encoder, labels_encoder)
+        self._init_span_head(config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        words_mask: torch.Tensor,
+        text_lengths: torch.Tensor,
+        **labels: torch.Tensor | None,
+    ) -> SpanScores:
+        words, label_vecs, label_mask = self.represent(
+            input_ids, attention_mask, words_mask, text_lengths, **labels
+        )
+        return self.score_spans(words, label_vecs, label_mask, text_lengths)
+
+
+class BiEncoderTokenModel(BiEncoder):
+    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel):
+        super().__init__()
+        self._init_bi_encoder(config, encoder, labels_encoder)
+        self.scorer = TokenScorer(config.hidden_size, config.dropout)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        words_mask: torch.Tensor,
+        text_lengths: torch.Tensor,
+        **labels: torch.Tensor | None,
+    ) -> TokenScores:
+        words, label_vecs, label_mask = self.represent(
+            input_ids, attention_mask, words_mask, text_lengths, **labels
+        )
+        word_mask = torch.arange(words.size(1), device=words.device) < text_lengths[:, None]  # (B, L)
+        return TokenScores(self.scorer(words, label_vecs), word_mask, label_mask)
+
+
+GLiNERModel = SpanModel | TokenModel | BiEncoderSpanModel | BiEncoderTokenModel
+
+
+def build_model(
+    config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel | None = None
+) -> GLiNERModel:
+    """The architecture that `config` describes (span_mode, labels_encoder)."""
+    token_level = config.span_mode == "token_level"
+    if config.labels_encoder:
+        if labels_encoder is None:
+            raise ValueError("a bi-encoder config (labels_encoder set) needs a label encoder model")
+        cls = BiEncoderTokenModel if token_level else BiEncoderSpanModel
+        return cls(config, encoder, labels_encoder)
+    return TokenModel(config, encoder) if token_level else SpanModel(config, encoder)

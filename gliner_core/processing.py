@@ -71,33 +71,68 @@ class Window:
 
 @dataclass
 class Batch:
-    """Padded tensors for `SpanModel.forward`, plus where each row came from."""
+    """Padded tensors for a model's forward, plus where each row came from.
+
+    Bi-encoder training batches also carry the batch's distinct label texts,
+    tokenized for the label encoder, and each row's labels as indices into them.
+    """
 
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T)
     words_mask: torch.Tensor  # (B, T)
     text_lengths: torch.Tensor  # (B,)
     windows: list[Window]
+    labels_input_ids: torch.Tensor | None = None  # (N, T') distinct label texts (bi-encoder)
+    labels_attention_mask: torch.Tensor | None = None  # (N, T')
+    label_index: torch.Tensor | None = None  # (B, C) each row's labels, indices into the N
+    label_mask: torch.Tensor | None = None  # (B, C) real labels
 
     def model_inputs(self, device: torch.device | str) -> dict[str, torch.Tensor]:
-        return {
+        inputs = {
             "input_ids": self.input_ids.to(device),
             "attention_mask": self.attention_mask.to(device),
             "words_mask": self.words_mask.to(device),
             "text_lengths": self.text_lengths.to(device),
         }
+        for name in ("labels_input_ids", "labels_attention_mask", "label_index", "label_mask"):
+            value = getattr(self, name)
+            if value is not None:
+                inputs[name] = value.to(device)
+        return inputs
 
 
 class Encoder:
-    """Tokenizes prompt + words the way the official package does, and cuts windows."""
+    """Tokenizes prompt + words the way the official package does, and cuts windows.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: GLiNERConfig, max_tokens: int):
+    A bi-encoder's text encoder gets no prompt (its labels go through
+    `labels_tokenizer` and the label encoder instead).
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        config: GLiNERConfig,
+        max_tokens: int,
+        labels_tokenizer: PreTrainedTokenizerBase | None = None,
+    ):
         self.tokenizer = tokenizer
+        self.labels_tokenizer = labels_tokenizer
         self.config = config
         self.max_tokens = max_tokens  # encoder position limit, special tokens included
         self.window_overlap = 2 * config.max_width  # words shared by neighbouring windows
 
+    def tokenize_labels(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Label texts for the bi-encoder's label encoder: input_ids and attention_mask (N, T')."""
+        if self.labels_tokenizer is None:
+            raise ValueError("this model has no label encoder (it is not a bi-encoder)")
+        encoded = self.labels_tokenizer(
+            list(prompts), return_tensors="pt", truncation=True, padding="longest"
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
     def prompt(self, labels: LabelSet) -> list[str]:
+        if self.config.labels_encoder:
+            return []
         words: list[str] = []
         for prompt in labels.prompts:
             words += [self.config.ent_token, prompt]
@@ -133,7 +168,7 @@ class Encoder:
         )
         windows = []
         for index, labels in enumerate(label_sets):
-            P = 2 * len(labels.prompts) + 1
+            P = len(self.prompt(labels))
             ids, word_ids = list(encodings["input_ids"][index]), encodings.word_ids(index)
             n_words = min(len(texts[index]), self.config.max_len)
             if len(ids) > self.max_tokens:
@@ -165,7 +200,7 @@ class Encoder:
         self, index: int, ids: list[int], word_ids: list[int | None], P: int, n_words: int
     ) -> list[Window]:
         """Overlapping windows of a text too long for one encoder pass."""
-        prompt_end = 1 + max(t for t, w in enumerate(word_ids) if w is not None and w < P)
+        prompt_end = min(t for t, w in enumerate(word_ids) if w is not None and w >= P)  # first text token
         text_end = 1 + max(t for t, w in enumerate(word_ids) if w is not None)
         head, tail = ids[:prompt_end], ids[text_end:]  # specials + prompt, closing specials
         pieces: list[list[int]] = [[] for _ in range(n_words)]

@@ -1,4 +1,9 @@
-"""Training rows to tensors: label sets with sampled negatives, span targets, one step.
+"""Training rows to tensors: label sets with sampled negatives, targets, one step.
+
+Targets depend on the architecture (`config.span_mode`):
+  span model   (B, L, K, C): 1 at (start, width, label) of each gold span;
+  token model  (B, L, C, 3): per (word, label), 1 where a gold span starts, ends, covers it.
+A bi-encoder batch also carries the batch's distinct label texts for the label encoder.
 
 The training loop itself (optimiser, schedule, distribution) belongs to the
 caller (`pipelines` runs it under Ray Train); this module gives it batches and
@@ -13,7 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gliner_core.losses import span_loss
+from gliner_core.losses import span_loss, token_loss
+from gliner_core.model import TokenScores
 from gliner_core.processing import Batch, Encoder, LabelSet, collate
 from gliner_core.text import Words, char_to_word_span, split_words
 
@@ -66,7 +72,7 @@ def sample_label_set(
 @dataclass
 class TrainingBatch:
     batch: Batch
-    targets: torch.Tensor  # (B, L, K, C)
+    targets: torch.Tensor  # (B, L, K, C) span model, (B, L, C, 3) token model
     weights: torch.Tensor  # (B,)
     dropped_spans: int = 0  # gold spans that could not be represented (too wide, truncated, no word)
     label_sets: list[list[str]] = field(default_factory=list)
@@ -96,21 +102,73 @@ def make_training_batch(
     ]
     windows = encoder.truncated_windows(words, [LabelSet(prompts=ls, names=ls) for ls in label_sets])
     batch = collate(windows, pad_token_id)
-    B, L, K, C = len(rows), int(batch.text_lengths.max()), config.max_width, max(map(len, label_sets))
-    targets = torch.zeros(B, L, K, C)
+    if config.labels_encoder:
+        _add_label_texts(batch, encoder, label_sets)
+    word_spans = [
+        [(char_to_word_span(w, start, end), label) for start, end, label in row.spans]
+        for row, w in zip(rows, words, strict=True)
+    ]
+    build = _token_targets if config.span_mode == "token_level" else _span_targets
+    targets, dropped = build(word_spans, label_sets, windows, int(batch.text_lengths.max()), config.max_width)
+    weights = torch.tensor([row.weight for row in rows], dtype=torch.float32)
+    return TrainingBatch(batch, targets, weights, dropped, label_sets)
+
+
+WordSpans = list[list[tuple[tuple[int, int] | None, str]]]  # per row: (word span or None, label)
+
+
+def _span_targets(
+    spans: WordSpans, label_sets: list[list[str]], windows: list, L: int, K: int
+) -> tuple[torch.Tensor, int]:
+    """(B, L, K, C): 1 at (first word, width, label) of each gold span; spans wider than K are dropped."""
+    targets = torch.zeros(len(spans), L, K, max(map(len, label_sets)))
     dropped = 0
-    for b, (row, w, labels, window) in enumerate(zip(rows, words, label_sets, windows, strict=True)):
+    for b, (row_spans, labels, window) in enumerate(zip(spans, label_sets, windows, strict=True)):
         index = {label: c for c, label in enumerate(labels)}
-        for start, end, label in row.spans:
-            span = char_to_word_span(w, start, end)
+        for span, label in row_spans:
             if label not in index:
                 continue  # a label the row does not offer is simply not asked about
             if span is None or span[1] - span[0] >= K or span[1] >= window.num_words:
                 dropped += 1
                 continue
             targets[b, span[0], span[1] - span[0], index[label]] = 1.0
-    weights = torch.tensor([row.weight for row in rows], dtype=torch.float32)
-    return TrainingBatch(batch, targets, weights, dropped, label_sets)
+    return targets, dropped
+
+
+def _token_targets(
+    spans: WordSpans, label_sets: list[list[str]], windows: list, L: int, K: int
+) -> tuple[torch.Tensor, int]:
+    """(B, L, C, 3): start, end and inside marks per (word, label); the token model has no width limit."""
+    targets = torch.zeros(len(spans), L, max(map(len, label_sets)), 3)
+    dropped = 0
+    for b, (row_spans, labels, window) in enumerate(zip(spans, label_sets, windows, strict=True)):
+        index = {label: c for c, label in enumerate(labels)}
+        for span, label in row_spans:
+            if label not in index:
+                continue
+            if span is None or span[1] >= window.num_words:
+                dropped += 1
+                continue
+            first, last, c = span[0], span[1], index[label]
+            targets[b, first, c, 0] = 1.0
+            targets[b, last, c, 1] = 1.0
+            targets[b, first : last + 1, c, 2] = 1.0
+    return targets, dropped
+
+
+def _add_label_texts(batch: Batch, encoder: Encoder, label_sets: list[list[str]]) -> None:
+    """Bi-encoder: tokenize the batch's distinct labels once; each row indexes into them."""
+    distinct = list(dict.fromkeys(label for labels in label_sets for label in labels))
+    tokens = encoder.tokenize_labels(distinct)
+    position = {label: i for i, label in enumerate(distinct)}
+    C = max(map(len, label_sets))
+    batch.label_index = torch.zeros(len(label_sets), C, dtype=torch.long)
+    batch.label_mask = torch.zeros(len(label_sets), C, dtype=torch.bool)
+    for b, labels in enumerate(label_sets):
+        batch.label_index[b, : len(labels)] = torch.tensor([position[label] for label in labels])
+        batch.label_mask[b, : len(labels)] = True
+    batch.labels_input_ids = tokens["input_ids"]
+    batch.labels_attention_mask = tokens["attention_mask"]
 
 
 def training_loss(
@@ -122,8 +180,20 @@ def training_loss(
     label_smoothing: float = 0.0,
     reduction: str = "sum",
 ) -> torch.Tensor:
-    """Forward pass and loss for one training batch."""
+    """Forward pass and loss for one training batch (any architecture)."""
     out = model(**tb.batch.model_inputs(device))
+    if isinstance(out, TokenScores):
+        return token_loss(
+            out.logits,
+            tb.targets.to(device),
+            out.word_mask,
+            out.label_mask,
+            alpha=alpha,
+            gamma=gamma,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+            weights=tb.weights.to(device),
+        )
     return span_loss(
         out.logits,
         tb.targets.to(device),
