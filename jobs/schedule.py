@@ -1,0 +1,218 @@
+"""Periodic retraining: submit a Ray job on a cron expression and/or when new data lands.
+
+    scheduler = Scheduler(submit_fn, status_fn, StateStore("state.db"), cron="0 3 * * *", watch="corpus/")
+    scheduler.poll()          # one decision: submit, defer, or nothing
+    scheduler.run_forever()   # poll every N seconds until stopped
+
+Rules that make a restart safe:
+- The state (last cron tick handled, the corpus signature last submitted for, every submission) lives in
+  a SQLite file, written right after each submission.
+- A tick is submitted with `key = "cron:<tick time>"`, so its submission id is deterministic: if the
+  process dies between submitting and recording, the next poll finds the same job on the cluster
+  instead of starting another (no duplicate), and a tick that passed while the scheduler was down is
+  submitted at the next poll (no miss; only the latest missed tick, not a backlog).
+- Overlap: while the last submitted job is still pending or running, nothing new is submitted; the due
+  tick / new data stays due and goes at the first poll after the job has finished.
+- One scheduler per state file (a lock file next to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from croniter import croniter
+from filelock import FileLock, Timeout
+
+from jobs.settings import UserError
+
+ACTIVE = ("PENDING", "RUNNING")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def check_cron(expression: str) -> str:
+    """The expression when croniter accepts it (5 fields, or 6 with seconds last), else a UserError."""
+    if not croniter.is_valid(expression):
+        raise UserError(f"not a valid cron expression: {expression!r} (e.g. '0 3 * * *' for 03:00 daily)")
+    return expression
+
+
+def latest_tick(expression: str, now: datetime) -> datetime:
+    """The most recent time ≤ now the expression fires."""
+    return croniter(expression, now + timedelta(microseconds=1)).get_prev(datetime)
+
+
+def corpus_signature(path: str | Path) -> str:
+    """A hash of every file's relative path, size and modification time under `path` (or of the file):
+    it changes when a file is added, removed or rewritten."""
+    root = Path(path)
+    if not root.exists():
+        raise UserError(f"watched corpus not found: {path}")
+    base = root.parent if root.is_file() else root
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    entries = []
+    for file in files:
+        relative = file.relative_to(base)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # hidden files: partial uploads, lock files
+        stat = file.stat()
+        entries.append([str(relative), stat.st_size, stat.st_mtime_ns])
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
+class StateStore:
+    """The scheduler's durable state: a small SQLite file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS submissions (submission_id TEXT PRIMARY KEY,"
+                " reason TEXT NOT NULL, submitted_at TEXT NOT NULL, existing INTEGER NOT NULL)"
+            )
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:  # one transaction: committed on success, rolled back on error
+                yield db
+        finally:
+            db.close()
+
+    def get(self, key: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def record(self, submission_id: str, reason: str, existing: bool, updates: dict[str, str]) -> None:
+        """The submission and the state it settles, in one transaction."""
+        with self._db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO submissions VALUES (?, ?, ?, ?)",
+                (submission_id, reason, utcnow().isoformat(), int(existing)),
+            )
+            for key, value in {**updates, "last_submission": submission_id}.items():
+                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def set(self, key: str, value: str) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def submissions(self) -> list[dict[str, object]]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM submissions ORDER BY submitted_at").fetchall()
+        return [
+            dict(zip(("submission_id", "reason", "submitted_at", "existing"), r, strict=True)) for r in rows
+        ]
+
+
+@dataclass
+class Decision:
+    action: str  # "submitted", "found" (same job already on the cluster), "deferred", "idle"
+    reason: str = ""
+    submission_id: str | None = None
+
+
+# submit_fn(key) -> (submission id, existing); status_fn(submission id) -> status name or None
+SubmitFn = Callable[[str], tuple[str, bool]]
+StatusFn = Callable[[str], str | None]
+
+
+class Scheduler:
+    def __init__(
+        self,
+        submit_fn: SubmitFn,
+        status_fn: StatusFn,
+        state: StateStore,
+        cron: str | None = None,
+        watch: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        say: Callable[[str], None] = print,
+    ):
+        if not cron and not watch:
+            raise UserError("nothing to schedule on: give --cron and/or --watch")
+        self.submit_fn, self.status_fn, self.state = submit_fn, status_fn, state
+        self.cron = check_cron(cron) if cron else None
+        self.watch = watch
+        self.clock, self.say = clock, say
+        if self.cron and state.get("cron_anchor") is None:
+            # first start ever: ticks before now are not a backlog to replay
+            state.set("cron_anchor", latest_tick(self.cron, clock()).isoformat())
+        if self.watch and state.get("corpus_signature") is None:
+            state.set("corpus_signature", "")  # the data present at first start counts as new
+
+    def due(self) -> tuple[str, str, dict[str, str]] | None:
+        """(key, reason, state updates) of the work due now, or None."""
+        if self.cron:
+            tick = latest_tick(self.cron, self.clock())
+            anchor = datetime.fromisoformat(self.state.get("cron_anchor") or tick.isoformat())
+            if tick > anchor:
+                return (
+                    f"cron:{tick.isoformat()}",
+                    f"cron tick {tick.isoformat()}",
+                    {"cron_anchor": tick.isoformat()},
+                )
+        if self.watch:
+            signature = corpus_signature(self.watch)
+            if signature != self.state.get("corpus_signature"):
+                return f"data:{signature}", f"new data in {self.watch}", {"corpus_signature": signature}
+        return None
+
+    def poll(self) -> Decision:
+        work = self.due()
+        if work is None:
+            return Decision("idle")
+        key, reason, updates = work
+        last = self.state.get("last_submission")
+        if last is not None:
+            status = self.status_fn(last)
+            if status in ACTIVE:
+                self.say(f"{reason}: deferred, {last} is still {status}")
+                return Decision("deferred", reason, last)
+        submission_id, existing = self.submit_fn(key)
+        self.state.record(submission_id, reason, existing, updates)
+        action = "found" if existing else "submitted"
+        self.say(f"{reason}: {action} {submission_id}")
+        return Decision(action, reason, submission_id)
+
+    def run_forever(self, interval: float, max_polls: int | None = None) -> None:
+        """Poll every `interval` seconds; a failed poll (cluster unreachable for a while) is reported
+        and retried at the next one: its work stays due, since the state only moves after a submission."""
+        polls = 0
+        while max_polls is None or polls < max_polls:
+            try:
+                self.poll()
+            except (ConnectionError, RuntimeError, UserError, OSError) as error:
+                first = str(error).splitlines()[0] if str(error) else repr(error)
+                self.say(f"poll failed, retrying in {interval:g} s: {first}")
+            polls += 1
+            if max_polls is None or polls < max_polls:
+                time.sleep(interval)
+
+
+@contextmanager
+def single_instance(state_path: str | Path) -> Iterator[None]:
+    """Hold `<state>.lock` for the life of the scheduler; a second scheduler on the same state fails."""
+    lock = FileLock(f"{os.fspath(state_path)}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as error:
+        raise UserError(f"another scheduler is running on {state_path} (lock {lock.lock_file})") from error
+    try:
+        yield
+    finally:
+        lock.release()

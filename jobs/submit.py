@@ -1,0 +1,256 @@
+"""Send a pipeline command to a Ray cluster through the Ray Jobs API.
+
+    spec = JobSpec.build(["self-train", "--config", "job.yaml"], working_dir=".", key="")
+    outcome = submit(cluster_client(address), spec)     # submits, or finds the same job already there
+
+The submission id is a hash of what the job will do — the command, the *contents* of its config
+file, the project's git commit, the runtime environment and an optional `key` (the scheduler uses the
+cron tick) — so submitting the same thing twice (a retry after a timeout, a restarted scheduler)
+finds the first job instead of starting a second one. Credentials come from the environment:
+`RAY_AUTH_TOKEN` becomes the `Authorization` header and is never put into the job's runtime
+environment or metadata (the cluster's nodes get their own secrets, see infra/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs.settings import UserError, load_config
+
+# Commands that may run on a cluster (everything but the cluster commands themselves).
+PIPELINE_COMMANDS = ("synth", "label", "train", "evaluate", "self-train", "predict")
+# Never uploaded with the working directory.
+EXCLUDES = [".git", ".venv", "runs", "mlruns", "mlartifacts", "*.db", "__pycache__", ".*_cache", "outputs"]
+FINISHED = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def git_commit(folder: str | Path) -> str:
+    """HEAD of the repository holding `folder` (suffixed `-dirty` with local changes), or 'unknown'."""
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        diff = run("diff", "HEAD")
+        # uncommitted changes to tracked files are part of what runs: name them by their hash
+        return f"{commit}-dirty-{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def option_value(args: Sequence[str], name: str) -> str | None:
+    """The value of `--name VALUE` or `--name=VALUE` in an argument list."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class JobSpec:
+    """Everything that defines one submission."""
+
+    args: list[str]  # the pipeline command and its options, e.g. ["self-train", "--config", "job.yaml"]
+    working_dir: str
+    pip: list[str] = field(default_factory=list)
+    key: str = ""  # makes an otherwise identical job a new one (e.g. the cron tick)
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    config_hash: str = ""
+    commit: str = "unknown"
+    digest_of_files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
+    # False for scheduled runs: a tick is one job whatever code is deployed when it is (re)submitted
+    code_in_id: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        args: Sequence[str],
+        working_dir: str | Path = ".",
+        pip: Sequence[str] = (),
+        key: str = "",
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+    ) -> JobSpec:
+        """Check the command locally (known command, config file inside the working directory and
+        valid) before anything is sent."""
+        args = list(args)
+        if not args:
+            raise UserError(
+                "no command to submit; give one after `--`, e.g. `-- self-train --config job.yaml`"
+            )
+        if args[0] not in PIPELINE_COMMANDS:
+            raise UserError(f"cannot submit {args[0]!r}; submit one of: {', '.join(PIPELINE_COMMANDS)}")
+        folder = Path(working_dir).resolve()
+        if not folder.is_dir():
+            raise UserError(f"working directory not found: {working_dir}")
+        spec = cls(args, str(folder), list(pip), key, num_cpus, num_gpus, commit=git_commit(folder))
+        config = option_value(args, "--config")
+        if config is not None:
+            path = (folder / config).resolve()
+            if not path.is_relative_to(folder):
+                raise UserError(
+                    f"--config {config} is outside the working directory {folder}: "
+                    "the job runs there on the cluster; move the file inside or pass --working-dir"
+                )
+            if not path.is_file():
+                raise UserError(f"config file not found: {path}")
+            spec.digest_of_files[str(path.relative_to(folder))] = file_digest(path)
+        if args[0] != "predict":  # validate what the job will run with (flags included)
+            overrides = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--set", "-s")]
+            resolved = load_config(folder / config if config else None, overrides)
+            spec.config_hash = resolved.fingerprint()
+        return spec
+
+    def entrypoint(self) -> str:
+        return " ".join(["python", "-m", "jobs", *(_quote(a) for a in self.args)])
+
+    def runtime_env(self) -> dict[str, Any]:
+        env: dict[str, Any] = {"working_dir": self.working_dir, "excludes": EXCLUDES}
+        if self.pip:
+            env["pip"] = list(self.pip)
+        return env
+
+    def submission_id(self) -> str:
+        identity = {
+            "args": self.args,
+            "files": self.digest_of_files,
+            "commit": self.commit if self.code_in_id else None,
+            "pip": self.pip,
+            "key": self.key,
+            "resources": [self.num_cpus, self.num_gpus],
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        return f"gliner-{self.args[0]}-{digest}"
+
+    def metadata(self) -> dict[str, str]:
+        """Shown by `ray job list` and the dashboard (strings only; no secrets)."""
+        return {
+            "app": "gliner-selftrain",
+            "command": self.args[0],
+            "config_hash": self.config_hash,
+            "git_commit": self.commit,
+            "key": self.key,
+        }
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def auth_headers() -> dict[str, str]:
+    """`Authorization: Bearer $RAY_AUTH_TOKEN` when the token is set (Ray's token authentication)."""
+    token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def cluster_client(address: str | None):
+    """A Jobs API client for the cluster's dashboard address (`http://head:8265`), or a UserError."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise UserError("no cluster address: pass --address http://HEAD:8265 or set RAY_ADDRESS")
+    logging.getLogger("ray.dashboard").setLevel(logging.WARNING)  # not a line per file uploaded
+    logging.getLogger("ray._private.runtime_env.packaging").setLevel(logging.WARNING)
+    try:
+        return JobSubmissionClient(address, headers=auth_headers())
+    except AuthenticationError as error:
+        raise UserError(
+            f"the Ray cluster at {address} refused the credentials: set RAY_AUTH_TOKEN to its token "
+            f"({str(error).splitlines()[0]})"
+        ) from error
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise UserError(
+            f"cannot reach the Ray cluster at {address} (is the head running with its dashboard?): "
+            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from error
+
+
+def job_status(client, submission_id: str) -> str | None:
+    """The job's status name, or None when no job has this id."""
+    try:
+        return str(client.get_job_info(submission_id).status.value)
+    except RuntimeError as error:
+        if "404" in str(error) or "does not exist" in str(error).lower():
+            return None
+        raise
+
+
+@dataclass
+class Submission:
+    submission_id: str
+    status: str
+    existing: bool  # True: the same job was already on the cluster and was not submitted again
+
+
+def submit(client, spec: JobSpec, attempts: int = 5, backoff: float = 2.0) -> Submission:
+    """Submit once: a job with the same submission id already on the cluster is returned instead.
+    Transient refusals (5xx) are retried with exponential backoff: the deterministic id makes a
+    retry safe."""
+    submission_id = spec.submission_id()
+    for attempt in range(attempts):
+        status = job_status(client, submission_id)
+        if status is not None:  # submitted before (by us, a retry, or a scheduler before its restart)
+            return Submission(submission_id, status, existing=True)
+        try:
+            client.submit_job(
+                entrypoint=spec.entrypoint(),
+                submission_id=submission_id,
+                runtime_env=spec.runtime_env(),
+                metadata=spec.metadata(),
+                entrypoint_num_cpus=spec.num_cpus,
+                entrypoint_num_gpus=spec.num_gpus,
+            )
+            return Submission(submission_id, job_status(client, submission_id) or "PENDING", existing=False)
+        except (RuntimeError, ValueError) as error:
+            if "already exists" in str(error):  # a concurrent submitter won the race: same job
+                return Submission(submission_id, job_status(client, submission_id) or "PENDING", True)
+            transient = "status code 5" in str(error) or "try again" in str(error)
+            if not transient or attempt == attempts - 1:
+                raise UserError(
+                    f"the cluster refused job {submission_id}: {str(error).splitlines()[0]}"
+                ) from error
+            time.sleep(backoff * 2**attempt)  # e.g. the head's agent is still starting; the same id is safe
+    raise AssertionError("unreachable")
+
+
+def follow_logs(client, submission_id: str, write: Callable[[str], Any] = sys.stdout.write) -> str:
+    """Stream the job's logs until it ends; returns its final status."""
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(submission_id):
+            write(lines)
+
+    asyncio.run(tail())
+    return wait(client, submission_id, timeout=60.0)
+
+
+def wait(client, submission_id: str, timeout: float, poll: float = 1.0) -> str:
+    """Poll until the job has finished (or `timeout` seconds); returns the last status seen."""
+    deadline = time.monotonic() + timeout
+    status = job_status(client, submission_id) or "UNKNOWN"
+    while status not in FINISHED and time.monotonic() < deadline:
+        time.sleep(poll)
+        status = job_status(client, submission_id) or "UNKNOWN"
+    return status

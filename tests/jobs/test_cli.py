@@ -1,0 +1,185 @@
+"""The command line: every command documented, config resolution, and user mistakes as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from jobs.cli import main
+from tests.jobs.conftest import cli
+
+COMMANDS = [
+    "synth",
+    "label",
+    "train",
+    "evaluate",
+    "self-train",
+    "predict",
+    "submit",
+    "schedule",
+    "status",
+    "logs",
+]
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_every_command():
+    result = cli("--help", timeout=60)
+    assert result.returncode == 0, result.stderr
+    for command in COMMANDS:
+        assert f"  {command} " in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_explains_itself(capsys, command):
+    code, out, _ = run_main(capsys, command, "--help")
+    assert code == 0
+    assert "Usage:" in out and len(out.splitlines()) > 4
+
+
+def test_dry_run_prints_config_with_file_flags_and_overrides(capsys, tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text("name: nightly\ntrain:\n  epochs: 5\ndata:\n  labels: [person, city]\n")
+    code, out, _ = run_main(
+        capsys,
+        "self-train",
+        "--config",
+        str(config),
+        "-s",
+        "train.lr_heads=0.002",
+        "--set",
+        "weak_label.threshold=0.3",
+        "--iterations",
+        "7",
+        "--storage",
+        str(tmp_path / "runs"),
+        "--dry-run",
+    )
+    assert code == 0
+    resolved = json.loads(out)
+    assert resolved["name"] == "nightly"
+    assert resolved["train"]["epochs"] == 5  # from the file
+    assert resolved["train"]["lr_heads"] == 0.002  # --set, typed by YAML
+    assert resolved["weak_label"]["threshold"] == 0.3
+    assert resolved["loop"]["iterations"] == 7  # flag
+    assert resolved["storage_path"] == str(tmp_path / "runs")
+    assert resolved["data"]["labels"] == ["person", "city"]
+    assert not (tmp_path / "runs").exists()  # a dry run touches nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["self-train", "--dry-run", "-s", "train.epoch=3"], "train.epoch: unknown key"),
+        (
+            ["self-train", "--dry-run", "-s", "train.epochs=zero"],
+            "train.epochs: Input should be a valid integer",
+        ),
+        (["self-train", "--dry-run", "-s", "epochs"], "expected KEY=VALUE"),
+        (["self-train", "--config", "/nonexistent/job.yaml"], "config file not found"),
+        (["evaluate", "--model", "/nonexistent/model"], "model not found"),
+        (["predict", "--labels", " , "], "--labels is empty"),
+        (["predict", "--file", "/nonexistent.jsonl"], "input file not found"),
+        (["submit", "--dry-run", "--", "schedule"], "cannot submit 'schedule'"),
+        (["submit", "--dry-run"], "no command to submit"),
+        (
+            ["submit", "--dry-run", "--", "self-train", "--config", "/etc/hostname"],
+            "outside the working directory",
+        ),
+        (["submit", "--address", "http://127.0.0.1:9", "--", "self-train"], "cannot reach the Ray cluster"),
+        (["status", "x"], "no cluster address"),
+        (["schedule", "--address", "http://127.0.0.1:9", "--", "self-train"], "cannot reach the Ray cluster"),
+    ],
+)
+def test_user_mistakes_are_one_line(capsys, monkeypatch, args, message):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code, _, err = run_main(capsys, *args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+
+
+def test_bad_yaml_is_one_line_in_a_real_process(tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text("train: [epochs: 3\n")
+    result = cli("self-train", "--config", str(config), timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {config}: not valid YAML/JSON")
+
+
+def test_bad_cron_is_refused_before_anything_is_created(capsys, tmp_path):
+    from jobs import schedule
+
+    state = tmp_path / "state.db"
+    args = ["schedule", "--cron", "every night", "--state", str(state), "--address", "http://127.0.0.1:9"]
+    code, _, err = run_main(capsys, *args, "--", "self-train")
+    assert code == 2 and "not a valid cron expression" in err
+    assert not state.exists()
+    assert schedule.check_cron("0 3 * * *") == "0 3 * * *"
+
+
+def test_predict_a_file_writes_one_row_per_text(capsys, tmp_path, fresh_model):
+    texts = tmp_path / "texts.jsonl"
+    rows = [{"body": f"Ada Lovelace met Charles Babbage in London in 18{30 + i}."} for i in range(5)]
+    texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    output = tmp_path / "out.jsonl"
+    code, _, err = run_main(
+        capsys,
+        "predict",
+        "--model",
+        fresh_model,
+        "--file",
+        str(texts),
+        "--text-field",
+        "body",
+        "--labels",
+        "person, city",
+        "--threshold",
+        "0.0001",
+        "--batch-size",
+        "2",
+        "--output",
+        str(output),
+    )
+    assert code == 0, err
+    written = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["index"] for r in written] == list(range(5))
+    assert [r["text"] for r in written] == [r["body"] for r in rows]
+    for row in written:  # every entity points into its own text
+        for entity in row["entities"]:
+            assert row["text"][entity["start"] : entity["end"]] == entity["text"]
+    assert "5 texts" in err
+
+
+@pytest.mark.slow
+def test_label_train_evaluate_by_hand(capsys, tmp_path, fresh_model, ray_local):
+    """The loop's stages as separate commands, each reading the previous one's files."""
+    common = ["-s", f"storage_path={tmp_path}", "-s", "data.max_documents=24", "-s", "train.epochs=1"]
+    code, out, err = run_main(
+        capsys, "label", "--model", fresh_model, "--output", str(tmp_path / "lab"), *common
+    )
+    assert code == 0, err
+    assert "24 documents labeled" in out
+    assert list((tmp_path / "lab" / "train_rows").glob("*.parquet"))
+
+    code, out, err = run_main(
+        capsys, "train", "--rows", str(tmp_path / "lab" / "train_rows"), "--model", fresh_model,
+        "--output", str(tmp_path / "tr"), *common,
+    )  # fmt: skip
+    assert code == 0, err
+    checkpoint = out.strip().splitlines()[-1].split("-> ")[-1]
+    assert Path(checkpoint, "gliner_config.json").is_file()
+
+    code, out, err = run_main(capsys, "evaluate", "--model", checkpoint, "--json", *common)
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert 0.0 <= metrics["micro_f1"] <= 1.0
