@@ -7,6 +7,7 @@ One class for the four architectures (span or token head, uni- or bi-encoder);
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,13 +82,51 @@ def _max_tokens(tokenizer: PreTrainedTokenizerBase, config: GLiNERConfig) -> int
     return min(limits)
 
 
+# Tokens that give a label prompt structure: a label containing one would add a class slot or
+# a separator to the prompt (and silently shift every label after it), so such labels are refused.
+RESERVED_LABEL_TOKENS = (FLERT_TOKEN, "<<ENT>>", "<<SEP>>")
+# Special tokens of the usual encoders, refused in labels too (checked before a model is loaded).
+COMMON_SPECIAL_TOKENS = (
+    "[CLS]",
+    "[SEP]",
+    "[PAD]",
+    "[MASK]",
+    "[UNK]",
+    "<s>",
+    "</s>",
+    "<pad>",
+    "<unk>",
+    "<mask>",
+)
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Lone UTF-16 surrogates (e.g. from a JSON `\\ud800` escape) cannot be tokenized: each becomes
+    U+FFFD, so lengths and character offsets stay the same."""
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
+
+
+def check_label_prompts(prompts: Sequence[str], reserved: Sequence[str] = RESERVED_LABEL_TOKENS) -> None:
+    """`ValueError` for a label prompt that holds a special token or is not valid Unicode."""
+    for prompt in prompts:
+        for token in reserved:
+            if token and token in prompt:
+                raise ValueError(
+                    f"label {prompt!r} contains the special token {token!r}, which would corrupt the "
+                    "model's prompt: rename the label"
+                )
+        if _SURROGATES.search(prompt):
+            raise ValueError(f"label {prompt!r} is not valid Unicode (a lone surrogate)")
+
+
 def _check_texts(texts: Any) -> list[str]:
     if isinstance(texts, str) or not isinstance(texts, Sequence):
         raise ValueError(f"texts must be a list of strings, got {type(texts).__name__}")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"texts[{i}] is a {type(text).__name__}, not a string")
-    return list(texts)
+    return [clean_text(text) for text in texts]
 
 
 class GLiNER(nn.Module):
@@ -230,7 +269,7 @@ class GLiNER(nn.Module):
         """
         if not self.config.is_bi_encoder:
             raise ValueError("encode_labels needs a bi-encoder (a config with labels_encoder)")
-        prompts = normalize_labels(labels).prompts
+        prompts = self._label_set(labels).prompts
         key = self._label_encoder_state()
         if key != self._label_cache_key:
             self._label_cache.clear()
@@ -256,6 +295,16 @@ class GLiNER(nn.Module):
         while len(self._label_cache) > LABEL_CACHE_SIZE:
             self._label_cache.popitem(last=False)
         return vectors
+
+    def _label_set(self, labels: Labels) -> LabelSet:
+        """Validated labels: `normalize_labels`, and no special token of the model in any prompt."""
+        label_set = normalize_labels(labels)
+        reserved = {FLERT_TOKEN, self.config.ent_token, self.config.sep_token}
+        for tokenizer in (self.tokenizer, self.labels_tokenizer):
+            if tokenizer is not None:
+                reserved.update(str(t) for t in tokenizer.all_special_tokens)
+        check_label_prompts(label_set.prompts, sorted(t for t in reserved if t))
+        return label_set
 
     def clear_label_cache(self) -> None:
         self._label_cache.clear()
@@ -310,7 +359,7 @@ class GLiNER(nn.Module):
         them it encodes (and caches) the labels itself.
         """
         texts = _check_texts(texts)
-        label_set = normalize_labels(labels)
+        label_set = self._label_set(labels)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         if batch_size < 1:

@@ -75,7 +75,9 @@ def resolve_config(
         {"storage_path": storage, "ray_address": ray_address, **fields},
     )
     if dry_run:
-        say(json.dumps(resolved.model_dump(mode="json"), indent=2))
+        from pipelines.storage import redact_config
+
+        say(json.dumps(redact_config(resolved.model_dump(mode="json")), indent=2))  # no URI passwords
     return resolved
 
 

@@ -16,6 +16,8 @@ Training row contract: `doc_id, text, spans: list<span>, labels: list<string>, w
 from __future__ import annotations
 
 import hashlib
+import logging
+import numbers
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -27,6 +29,8 @@ import ray.data
 
 from pipelines.config import MergeConfig
 from pipelines.spans import SPANS_TYPE
+
+log = logging.getLogger(__name__)
 
 TRAINING_SCHEMA = pa.schema(
     [
@@ -90,14 +94,33 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def valid_span(span: dict, text: str, labels: Sequence[str]) -> bool:
+    """Offsets inside the text (end exclusive, non-empty) and a label of the configured set: spans
+    from outside (a synth rows file) that break this are dropped, never trained on."""
+    start, end = span.get("start"), span.get("end")
+    return (
+        isinstance(start, numbers.Integral)
+        and isinstance(end, numbers.Integral)
+        and 0 <= int(start) < int(end) <= len(text)
+        and span.get("label") in labels
+        and isinstance(span.get("score") or 0.0, numbers.Real)
+    )
+
+
 def merge_group(group: pd.DataFrame, labels: Sequence[str], config: MergeConfig) -> pd.DataFrame:
     """`map_groups` function: all rows of one text (its GLiNER row, any LLM rows) -> one training row."""
     text = group["text"].iloc[0]
     rng = random.Random(f"{config.seed}:{text_key(text)}")  # same row, same choice, on any worker
     gliner: list[dict] = []
     llm: list[dict] = []
+    dropped = 0
     for origin, spans in zip(group["origin"], group["spans"], strict=True):
-        (llm if origin == "llm" else gliner).extend(list(spans) if spans is not None else [])
+        given = [dict(s) for s in spans] if spans is not None else []
+        good = [s for s in given if valid_span(s, text, labels)]
+        dropped += len(given) - len(good)
+        (llm if origin == "llm" else gliner).extend(good)
+    if dropped:
+        log.warning("merge: %d span(s) with offsets outside the text or an unknown label dropped", dropped)
     has_llm = bool((group["origin"] == "llm").any())
     spans = merge_spans(gliner, llm, config, has_llm)
     if not spans and rng.random() < config.drop_empty_rows:

@@ -3,19 +3,40 @@
 Document contract: `doc_id: string, text: string, source: string`. A missing
 `doc_id` is the SHA-1 of the text (so the same text always gets the same id,
 and identical documents are easy to spot).
+
+One bad row never fails the stage: JSONL is parsed line by line, so undecodable bytes become
+U+FFFD (the line is kept, counted `invalid_utf8`), and a line that is not JSON (`invalid_json`),
+not an object (`not_an_object`) or has no string text (`no_text`) is skipped and counted; the
+counts are logged per file and `read_report` returns them. Lone UTF-16 surrogates (from `\\ud800`
+escapes) become U+FFFD in every format, so texts are always valid UTF-8.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
+from collections import Counter
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import ray.data
 
+log = logging.getLogger(__name__)
+
 DOCUMENT_SCHEMA = pa.schema([("doc_id", pa.string()), ("text", pa.string()), ("source", pa.string())])
+READ_ISSUES = ("invalid_utf8", "invalid_json", "not_an_object", "no_text")
+JSONL_EXTENSIONS = ["jsonl", "ndjson", "jsonl.gz"]
+JSONL_BLOCK_ROWS = 1024  # documents per block after reading a JSONL file
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """Lone surrogates (not encodable as UTF-8) -> U+FFFD; same length, so offsets are unchanged."""
+    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
 
 
 def text_id(text: str) -> str:
@@ -43,7 +64,7 @@ def to_documents(batch: pa.Table, text_field: str, source: str) -> pa.Table:
     """Batch function: any table with a text column -> the document contract."""
     if text_field not in batch.column_names:
         raise ValueError(f"corpus has no column {text_field!r}; columns: {batch.column_names}")
-    texts = [t if isinstance(t, str) else "" for t in batch.column(text_field).to_pylist()]
+    texts = [valid_text(t) if isinstance(t, str) else "" for t in batch.column(text_field).to_pylist()]
     if "doc_id" in batch.column_names:
         given = batch.column("doc_id").to_pylist()
         ids = [str(i) if i is not None else text_id(t) for i, t in zip(given, texts, strict=True)]
@@ -59,8 +80,16 @@ def read_documents(
     if not path.startswith(("s3://", "gs://", "hdfs://", "abfs://")) and not Path(path).exists():
         raise FileNotFoundError(f"corpus not found: {path}")
     fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "jsonl" and not path.endswith(".json"):
+        files = ray.data.read_binary_files(path, include_paths=True, file_extensions=_extensions(path))
+        ds = files.map_batches(
+            partial(jsonl_documents, text_field=text_field, source=path), batch_format="pyarrow", batch_size=1
+        )
+        # a file is one block here; cut it (streaming, no barrier) so that every labeling actor gets work
+        ds = ds.repartition(target_num_rows_per_block=JSONL_BLOCK_ROWS)
+        return ds.limit(limit) if limit is not None else ds
     if fmt == "jsonl":
-        ds = ray.data.read_json(path, lines=True) if not path.endswith(".json") else ray.data.read_json(path)
+        ds = ray.data.read_json(path)
     elif fmt == "parquet":
         ds = ray.data.read_parquet(path)
     elif fmt == "csv":
@@ -74,6 +103,87 @@ def read_documents(
     if limit is not None:
         ds = ds.limit(limit)
     return ds.map_batches(partial(to_documents, text_field=text_field, source=path), batch_format="pyarrow")
+
+
+def _extensions(path: str) -> list[str] | None:
+    return None if not Path(path).is_dir() and "://" not in path else JSONL_EXTENSIONS
+
+
+def parse_jsonl(data: bytes, text_field: str) -> tuple[list[dict[str, Any]], Counter[str], list[str]]:
+    """JSONL bytes -> (rows with a string text, counts of issues, notes on the skipped lines)."""
+    rows: list[dict[str, Any]] = []
+    issues: Counter[str] = Counter()
+    notes: list[str] = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            line, replaced = raw.decode("utf-8"), False
+        except UnicodeDecodeError:
+            line, replaced = raw.decode("utf-8", errors="replace"), True
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a UTF-8 byte order mark
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            issues["invalid_json"] += 1
+            notes.append(f"line {number}: invalid_json ({error})")
+            continue
+        if not isinstance(row, dict):
+            issues["not_an_object"] += 1
+            notes.append(f"line {number}: not_an_object")
+            continue
+        if not isinstance(row.get(text_field), str):
+            issues["no_text"] += 1
+            notes.append(f"line {number}: no_text ({text_field!r} missing or not a string)")
+            continue
+        if replaced:  # kept, with U+FFFD for the undecodable bytes
+            issues["invalid_utf8"] += 1
+        rows.append(row)
+    return rows, issues, notes
+
+
+def jsonl_documents(files: pa.Table, text_field: str, source: str) -> pa.Table:
+    """Batch function over `read_binary_files` rows (`bytes`, `path`): JSONL files -> documents."""
+    ids: list[str] = []
+    texts: list[str] = []
+    for data, path in zip(files.column("bytes").to_pylist(), files.column("path").to_pylist(), strict=True):
+        if path.endswith(".gz"):
+            import gzip
+
+            data = gzip.decompress(data)
+        rows, issues, notes = parse_jsonl(data, text_field)
+        if not rows and issues["no_text"] and not issues["invalid_json"] + issues["not_an_object"]:
+            raise ValueError(f"corpus has no column {text_field!r} ({path}: no line has it)")
+        if issues:
+            log.warning("%s: %s%s", path, dict(issues), "; skipped " + "; ".join(notes[:5]) if notes else "")
+        for row in rows:
+            text = valid_text(row[text_field])
+            given = row.get("doc_id")
+            ids.append(str(given) if given is not None else text_id(text))
+            texts.append(text)
+    return pa.table([ids, texts, [source] * len(ids)], schema=DOCUMENT_SCHEMA)
+
+
+def read_report(path: str, text_field: str = "text") -> dict[str, int]:
+    """Counts over a JSONL corpus (a file or a folder of them): `documents` kept and each of
+    `READ_ISSUES` (invalid_utf8 lines are kept with U+FFFD; the other issues are skipped lines)."""
+    files = (
+        [Path(path)]
+        if Path(path).is_file()
+        else sorted(p for ext in JSONL_EXTENSIONS for p in Path(path).glob(f"*.{ext}"))
+    )
+    total: Counter[str] = Counter()
+    for file in files:
+        data = file.read_bytes()
+        if file.suffix == ".gz":
+            import gzip
+
+            data = gzip.decompress(data)
+        rows, issues, _ = parse_jsonl(data, text_field)
+        total["documents"] += len(rows)
+        total.update(issues)
+    return {"documents": total["documents"], **{k: total[k] for k in READ_ISSUES}}
 
 
 def read_gold(path: str) -> list[dict]:

@@ -24,11 +24,19 @@ import ray.data
 from mlflow.tracking import MlflowClient
 
 from gliner_core import GLiNER
+from gliner_core.gliner import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, check_label_prompts
 from pipelines.config import PipelineConfig, TrainConfig
 from pipelines.evaluate import predict_gold, sample_table_html, score
 from pipelines.merge import label_statistics, merge, score_quantile
 from pipelines.read import read_documents, read_gold
-from pipelines.storage import check_writable, iteration_path, resolve, write_parquet
+from pipelines.storage import (
+    check_writable,
+    iteration_path,
+    redact_config,
+    redact_uri,
+    resolve,
+    write_parquet,
+)
 from pipelines.tracking import (
     champion,
     flatten,
@@ -89,7 +97,12 @@ class SelfTraining:
     def __init__(self, config: PipelineConfig):
         self.config = config
         self.labels = config.prompts()  # label -> prompt
+        # a label holding a special token would corrupt the model's prompt: refused before any work
+        check_label_prompts(
+            [*self.labels, *self.labels.values()], RESERVED_LABEL_TOKENS + COMMON_SPECIAL_TOKENS
+        )
         self.storage = resolve(config.storage_path)
+        check_writable(self.storage)  # a read-only or full disk fails here, before Ray, MLflow or any work
         self.run = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.uri = tracking_uri(config.tracking.tracking_uri, config.storage_path)
         self.client = MlflowClient(self.uri)
@@ -199,7 +212,9 @@ class SelfTraining:
         )
 
         with mlflow.start_run(run_name=self.run) as parent:
-            mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+            public = redact_config(cfg.model_dump(mode="json"))  # no credentials from URIs
+            assert isinstance(public, dict)
+            mlflow.log_params(flatten(public))
             mlflow.log_params(
                 {
                     "labels": json.dumps(list(self.labels)),
@@ -207,8 +222,8 @@ class SelfTraining:
                     "config_fingerprint": cfg.fingerprint(),
                 }
             )
-            log_json(cfg.model_dump(mode="json"), "config.json")
-            say(f"MLflow run {parent.info.run_id} at {self.uri}")
+            log_json(public, "config.json")
+            say(f"MLflow run {parent.info.run_id} at {redact_uri(self.uri)}")
 
             current, version = self.start_model()
             with mlflow.start_run(run_name="start-model", nested=True):
@@ -327,6 +342,6 @@ def run(config: PipelineConfig) -> RunSummary:
     for r in summary.iterations:
         say(f"  iteration {r.iteration}: dev F1 {r.dev_f1:.4f}{' (champion)' if r.promoted else ''}")
     say(f"champion: dev micro F1 {summary.champion_f1:.4f}, checkpoint {summary.champion_path}")
-    backend = summary.tracking_uri
+    backend = redact_uri(summary.tracking_uri)
     say(f"inspect the runs: mlflow ui --backend-store-uri {backend}")
     return summary

@@ -15,7 +15,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
-from pipelines.storage import resolve
+from pipelines.storage import redact_uri, resolve
 
 MAX_PARAM_LENGTH = 6000
 
@@ -32,7 +32,12 @@ def tracking_uri(configured: str | None, storage_path: str) -> str:
 
 
 def use_experiment(name: str, uri: str, storage_path: str) -> None:
-    """Activate the experiment; with a local SQLite store its artifacts go beside it, not into ./mlruns."""
+    """Activate the experiment; with a local SQLite store its artifacts go beside it, not into ./mlruns.
+
+    A URI with credentials (`https://user:password@host`) switches off MLflow's own "View run at <uri>"
+    lines, which would print the password."""
+    if redact_uri(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
         artifacts = Path(resolve(storage_path)) / "mlartifacts"

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from pipelines.config import TrainConfig
+from pipelines.storage import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class TrainResult:
     metrics: dict[str, float]  # that epoch's reported metrics
     history: list[dict[str, Any]] = field(default_factory=list)  # every report, in order
     seconds: float = 0.0
+    unsent_metrics: str | None = None  # JSONL of step metrics MLflow never received (see replay_metrics)
 
 
 def _param_groups(module: torch.nn.Module, config: TrainConfig) -> list[dict]:
@@ -79,17 +82,52 @@ def _schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
 
 
 class _MetricsSink:
-    """Step metrics to MLflow from rank 0; a tracking failure is reported once, never fatal."""
+    """Step metrics to MLflow from rank 0, buffered: training never waits for the tracking server.
 
-    def __init__(self, tracking_uri: str | None, run_id: str | None):
+    `log` only appends to an in-memory buffer; a background thread sends it in batches. When the
+    server is unreachable the metrics stay buffered and are retried with backoff (the outage and
+    the recovery are logged once each); when training ends, the thread gets `flush_timeout_s` to
+    send what is left, and whatever still could not be sent is written to `spool` (JSONL, one
+    metric per line) for `replay_metrics` — a metric is never dropped silently. A worker killed
+    while the server is down loses its unsent buffer, but Ray Train resumes from the last
+    checkpoint and logs those steps again.
+    """
+
+    BATCH = 1000  # MLflow's limit of metrics per log_batch request
+    RETRY_MAX_S = 5.0
+
+    def __init__(
+        self,
+        tracking_uri: str | None,
+        run_id: str | None,
+        spool: str | None = None,
+        interval_s: float = 1.0,
+        flush_timeout_s: float = 30.0,
+    ):
         self.client = None
+        self.uri = redact_uri(tracking_uri or "")  # for messages only
         self.run_id = run_id
-        self.failed = False
+        self.spool = spool
+        self.interval_s = interval_s
+        self.flush_timeout_s = flush_timeout_s
+        self.pending: list = []
+        self.sent = 0
+        self.failed = False  # the server is unreachable right now
+        self.outages = 0
+        self.last_error = ""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
         if tracking_uri and run_id:
             from mlflow.tracking import MlflowClient
 
+            # the sink retries on its own schedule: one HTTP attempt per try, with a bounded wait
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
             self.client = MlflowClient(tracking_uri)
-        self.pending: list = []
+            self._thread = threading.Thread(target=self._run, name="mlflow-metrics", daemon=True)
+            self._thread.start()
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         if self.client is None:
@@ -97,21 +135,158 @@ class _MetricsSink:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if len(self.pending) >= 50:
-            self.flush()
+        with self._lock:
+            self.pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
 
     def flush(self) -> None:
-        if self.client is None or self.run_id is None or not self.pending:
-            return
+        """Ask the background thread to send now (it does not wait)."""
+        self._wake.set()
+
+    def _send_some(self) -> bool:
+        """Send the oldest buffered batch; False when the server could not be reached."""
+        assert self.client is not None and self.run_id is not None
+        with self._lock:
+            batch = self.pending[: self.BATCH]
+        if not batch:
+            return True
         try:
-            self.client.log_batch(self.run_id, metrics=self.pending)
-            self.pending = []
-        except Exception as error:  # the tracking server is down: keep training, keep the metrics
+            self.client.log_batch(self.run_id, metrics=batch)
+        except Exception as error:  # the tracking server is down: keep the metrics, try again later
+            self.last_error = redact_uri(f"{type(error).__name__}: {error}"[:500])
             if not self.failed:
-                log.warning("MLflow logging failed (%s); metrics are kept and retried", error)
+                self.outages += 1
+                log.warning(
+                    "MLflow unreachable at %s (%s); training goes on, metrics are buffered and retried",
+                    self.uri,
+                    self.last_error,
+                )
             self.failed = True
-            self.pending = self.pending[-10_000:]
+            return False
+        with self._lock:
+            del self.pending[: len(batch)]
+            self.sent += len(batch)
+        if self.failed:
+            log.warning("MLflow reachable again at %s; sending the buffered metrics", self.uri)
+            self.failed = False
+        return True
+
+    def _run(self) -> None:
+        wait = self.interval_s
+        while not self._closing.is_set():
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._closing.is_set():
+                break
+            while self.pending and self._send_some():
+                pass
+            wait = min(self.RETRY_MAX_S, wait * 2) if self.failed else self.interval_s
+        deadline = time.monotonic() + self.flush_timeout_s
+        while self.pending and time.monotonic() < deadline:
+            if not self._send_some():
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def close(self) -> str | None:
+        """Stop the thread after a last flush; returns the spool file when metrics were left unsent."""
+        if self._thread is None:
+            return None
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(
+            self.flush_timeout_s + float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")) + 5
+        )
+        self._thread = None
+        with self._lock:
+            left, self.pending = self.pending, []
+        if not left:
+            if self.outages:
+                log.warning("MLflow outage(s) during training: %d; no metric was lost", self.outages)
+            return None
+        path = self.spool or os.path.join(tempfile.gettempdir(), f"unsent-mlflow-metrics-{self.run_id}.jsonl")
+        _append_jsonl(
+            path,
+            [
+                {
+                    "run_id": self.run_id,
+                    "key": m.key,
+                    "value": m.value,
+                    "timestamp": m.timestamp,
+                    "step": m.step,
+                }
+                for m in left
+            ],
+        )
+        log.error(
+            "MLflow unreachable at %s at the end of training (%s): %d metrics could not be sent and "
+            "are saved in %s; send them with pipelines.train.replay_metrics(%r, tracking_uri)",
+            self.uri,
+            self.last_error,
+            len(left),
+            path,
+            path,
+        )
+        return path
+
+
+def _append_jsonl(path: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """Append records to a JSONL file, local or on any pyarrow filesystem (read back and rewritten)."""
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    if "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+        return
+    import pyarrow.fs
+
+    fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+    old = b""
+    if fs.get_file_info(inner).type == pyarrow.fs.FileType.File:
+        with fs.open_input_stream(inner) as f:
+            old = f.read()
+    with fs.open_output_stream(inner) as f:
+        f.write(old + text.encode("utf-8"))
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    if "://" not in path:
+        text = Path(path).read_text(encoding="utf-8")
+    else:
+        import pyarrow.fs
+
+        fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+        with fs.open_input_stream(inner) as f:
+            text = f.read().decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _exists(path: str) -> bool:
+    if "://" not in path:
+        return os.path.isfile(path)
+    import pyarrow.fs
+
+    fs, inner = pyarrow.fs.FileSystem.from_uri(path)
+    return fs.get_file_info(inner).type == pyarrow.fs.FileType.File
+
+
+def replay_metrics(path: str, tracking_uri: str) -> int:
+    """Send the metrics a training run could not log (its `unsent_metrics` file); returns how many.
+
+    MLflow stores a metric (key, value, timestamp, step) once, so replaying twice does not duplicate.
+    The file is removed once everything is sent.
+    """
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    records = _read_jsonl(path)
+    by_run: dict[str, list] = {}
+    for r in records:
+        by_run.setdefault(r["run_id"], []).append(Metric(r["key"], r["value"], r["timestamp"], r["step"]))
+    for run_id, metrics in by_run.items():
+        for i in range(0, len(metrics), _MetricsSink.BATCH):
+            client.log_batch(run_id, metrics=metrics[i : i + _MetricsSink.BATCH])
+    if "://" not in path:
+        os.remove(path)
+    return len(records)
 
 
 def train_loop(loop_config: dict) -> None:
@@ -150,7 +325,16 @@ def train_loop(loop_config: dict) -> None:
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    sink = _MetricsSink(loop_config.get("tracking_uri"), loop_config.get("run_id")) if rank == 0 else None
+    sink = (
+        _MetricsSink(
+            loop_config.get("tracking_uri"),
+            loop_config.get("run_id"),
+            loop_config.get("metrics_spool"),
+            flush_timeout_s=loop_config.get("metrics_flush_timeout_s", 30.0),
+        )
+        if rank == 0
+        else None
+    )
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if device.type == "cuda"
@@ -256,7 +440,7 @@ def train_loop(loop_config: dict) -> None:
         seconds = time.perf_counter() - started
         report(epoch, batches, {"train_loss": mean_loss, "train_seconds": seconds}, with_dev=True)
     if sink:
-        sink.flush()
+        sink.close()
 
 
 def train_model(
@@ -271,9 +455,11 @@ def train_model(
     output_dir: str,
     tracking: tuple[str, str] | None = None,
     step_hook: Callable[[int, int], None] | None = None,
+    metrics_flush_timeout_s: float = 30.0,
 ) -> TrainResult:
     """Fine-tune `start_model` on `train_rows`; the best epoch (dev micro F1) is copied to `output_dir`."""
     started = time.perf_counter()
+    spool = f"{storage_path.rstrip('/')}/{run_name}/unsent_mlflow_metrics.jsonl"
     resources = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
         resources["GPU"] = 1
@@ -288,6 +474,8 @@ def train_model(
             "tracking_uri": tracking[0] if tracking else None,
             "run_id": tracking[1] if tracking else None,
             "step_hook": step_hook,
+            "metrics_spool": spool,
+            "metrics_flush_timeout_s": metrics_flush_timeout_s,
         },
         scaling_config=ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu, resources_per_worker=resources
@@ -321,9 +509,20 @@ def train_model(
         raise RuntimeError("training produced no checkpoint")
     os.makedirs(output_dir, exist_ok=True)
     best.to_directory(output_dir)
+    unsent = spool if tracking and _exists(spool) else None
+    if unsent:
+        log.error(
+            "training finished, but MLflow (%s) did not receive every step metric: the rest are in %s; "
+            "send them with pipelines.train.replay_metrics(%r, %r)",
+            redact_uri(tracking[0]) if tracking else None,
+            unsent,
+            unsent,
+            redact_uri(tracking[0]) if tracking else None,
+        )
     return TrainResult(
         model_path=str(Path(output_dir) / MODEL_DIR),
         metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
         history=history,
         seconds=time.perf_counter() - started,
+        unsent_metrics=unsent,
     )

@@ -28,6 +28,7 @@ from synth.cache import ResponseCache, cache_key, text_hash
 from synth.config import STATUSES, HttpEngineConfig, LocalEngineConfig, SynthConfig, VllmEngineConfig
 from synth.engines import make_engine
 from synth.engines.base import Completion, Request
+from synth.output import check_writable, write_parquet_atomic
 from synth.rows import REQUEST_SCHEMA, blank_document_row, label_completion, to_table
 from synth.tasks import build_specs
 
@@ -135,6 +136,8 @@ def synthesize(
 ) -> ray.data.Dataset:
     """Documents -> synth rows for every configured task (lazy)."""
     build_specs(config)  # bad task configs (few-shot examples) fail here, on the driver
+    if config.cache_dir:
+        check_writable(config.cache_dir)  # before any LLM call, not in an actor mid-stage
     run_id = run_id or uuid.uuid4().hex
     requests = documents.map_batches(
         partial(expand_tasks, tasks=config.task_names), batch_format="pyarrow", zero_copy_batch=True
@@ -258,15 +261,17 @@ def summarize(rows: ray.data.Dataset) -> SynthReport:
 
 
 def write_synth_rows(rows: ray.data.Dataset, path: str) -> None:
-    """Synth rows as Parquet files under `path` (a folder; local or any pyarrow URI)."""
-    rows.write_parquet(path)
+    """Synth rows as Parquet files under `path` (a folder; local or any pyarrow URI); a local write
+    is atomic (no partial output after a failure, e.g. a full disk)."""
+    write_parquet_atomic(rows, path)
 
 
 def run_synth(
     documents: ray.data.Dataset, config: SynthConfig, output: str, run_id: str | None = None
 ) -> SynthReport:
     """Synthesize, write Parquet under `output`, and report counts (read back from the files,
-    so the LLM runs once)."""
+    so the LLM runs once). An unwritable output folder fails here, before any LLM call."""
+    check_writable(output)
     start = time.perf_counter()
     write_synth_rows(synthesize(documents, config, run_id), output)
     report = summarize(ray.data.read_parquet(output).select_columns(["task", "status", "spans", "extra"]))

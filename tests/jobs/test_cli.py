@@ -74,6 +74,14 @@ def test_dry_run_prints_config_with_file_flags_and_overrides(capsys, tmp_path):
     assert not (tmp_path / "runs").exists()  # a dry run touches nothing
 
 
+def test_dry_run_hides_credentials_in_uris(capsys):
+    uri = "http://alice:hunter2@mlflow.internal:5000"
+    code, out, _ = run_main(capsys, "self-train", "--dry-run", "-s", f"tracking.tracking_uri={uri}")
+    assert code == 0
+    assert "hunter2" not in out
+    assert json.loads(out)["tracking"]["tracking_uri"] == "http://***@mlflow.internal:5000"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
