@@ -81,6 +81,23 @@ def resolve_config(
     return resolved
 
 
+def check_synth_config(path: str | Path) -> None:
+    """Fail before any work when the synth config (tasks + LLM engine) is missing or invalid."""
+    if not Path(path).is_file():
+        raise UserError(f"synth config not found: {path}")
+    from pydantic import ValidationError
+
+    from jobs.settings import describe_validation_error
+    from synth.config import load_config as load_synth
+
+    try:
+        load_synth(path)
+    except ValidationError as error:
+        raise UserError(f"bad synth config {path}: {describe_validation_error(error)}") from error
+    except ValueError as error:
+        raise UserError(f"bad synth config {path}: {str(error).splitlines()[0]}") from error
+
+
 # -- pipeline commands -----------------------------------------------------------------------------
 
 
@@ -95,6 +112,8 @@ def self_train(
 ) -> None:
     """The whole loop: weak-label, merge, train, evaluate, register; repeat (MLflow tracks each iteration)."""
     cfg = resolve_config(config, overrides, storage, ray_address, dry_run, **{"loop.iterations": iterations})
+    if cfg.synth.enabled and cfg.synth.config:
+        check_synth_config(cfg.synth.config)
     if dry_run:
         return
     from pipelines.self_training import run
@@ -116,18 +135,7 @@ def synth(
 ) -> None:
     """LLM labels for the corpus (data.corpus): one synth row per document and task, grounded in the text."""
     cfg = resolve_config(config, overrides, storage, ray_address, dry_run)
-    if not synth_config.is_file():
-        raise UserError(f"synth config not found: {synth_config}")
-    from pydantic import ValidationError
-
-    from synth.config import load_config as load_synth
-
-    try:
-        load_synth(synth_config)
-    except ValidationError as error:
-        from jobs.settings import describe_validation_error
-
-        raise UserError(f"bad synth config: {describe_validation_error(error)}") from error
+    check_synth_config(synth_config)
     if dry_run:
         return
     from pipelines.stages import default_output, synthesize_corpus

@@ -121,7 +121,12 @@ class TrackingConfig(_Section):
 
 
 class SynthStageConfig(_Section):
-    enabled: bool = Field(False, description="run the LLM synth stage (needs an engine)")
+    enabled: bool = Field(False, description="run the LLM synth stage (needs `config`)")
+    config: str | None = Field(
+        None,
+        description="synth config file (tasks + LLM engine, see synth/); with `enabled` the job has the LLM "
+        "label the corpus once and merges its NER rows into every iteration",
+    )
     rows: str | None = Field(None, description="existing synth rows (Parquet) to merge instead of generating")
 
 

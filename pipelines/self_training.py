@@ -167,15 +167,31 @@ class SelfTraining:
         say(f"training the seed model on {len(gold)} gold rows")
         return self.train(ray.data.from_items(rows), len(rows), path, self.config.seed_train, "seed")
 
-    def synth_rows(self) -> ray.data.Dataset | None:
-        if self.config.synth.rows:
-            say(f"merging LLM rows from {self.config.synth.rows}")
-            return ray.data.read_parquet(self.config.synth.rows)
-        if self.config.synth.enabled:
-            say("synth stage: no LLM engine is configured for this job; skipping it (GLiNER labels only)")
-        else:
+    def synth_rows(self, documents: ray.data.Dataset) -> ray.data.Dataset | None:
+        """LLM rows to merge: given (`synth.rows`), or generated once per job (`synth.enabled` +
+        `synth.config`; the LLM's labels do not depend on the GLiNER model, so iterations share them)."""
+        synth = self.config.synth
+        if synth.rows:
+            say(f"merging LLM rows from {synth.rows}")
+            return ray.data.read_parquet(synth.rows)
+        if not synth.enabled:
             say("synth stage off (synth.enabled: false): training on GLiNER labels only")
-        return None
+            return None
+        if not synth.config:
+            say("synth stage: no synth.config (tasks + LLM engine) given; skipping it (GLiNER labels only)")
+            return None
+        from synth.config import load_config
+        from synth.stage import run_synth
+
+        output = f"{self.storage}/{self.run}/synth_rows"
+        with mlflow.start_run(run_name="synth", nested=True):
+            say(f"synth stage: the LLM labels the corpus ({synth.config})")
+            report = run_synth(documents, load_config(synth.config), output, run_id=self.run)
+            mlflow.log_metrics(report.metrics())
+            log_text(report.table(), "synth_report.md")
+            mlflow.log_param("synth_rows_path", output)
+        say(f"synth stage: {report.rows} rows in {report.seconds:.1f} s -> {output}")
+        return ray.data.read_parquet(output)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -243,7 +259,7 @@ class SelfTraining:
             mlflow.log_metric("champion_dev_micro_f1", best_f1, step=0)
             start_f1 = best_f1
             best_path, start_path, stale = current, current, 0
-            synth = self.synth_rows()
+            synth = self.synth_rows(documents)
             results: list[IterationResult] = []
 
             for k in range(1, cfg.loop.iterations + 1):

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipelines.config import PipelineConfig
 from pipelines.self_training import run
+from tests.synth.conftest import OpenAIStub
 
 
 def free_port() -> int:
@@ -65,9 +67,10 @@ def mlflow_server(tmp_path_factory):
     process.wait(timeout=30)
 
 
-def tiny_config(tmp_path, url: str, **loop) -> PipelineConfig:
+def tiny_config(tmp_path, url: str, synth: dict | None = None, **loop) -> PipelineConfig:
     return PipelineConfig.model_validate(
         {
+            "synth": synth or {},
             "name": "test",
             "storage_path": str(tmp_path / "runs"),
             "data": {"max_documents": 16},
@@ -91,8 +94,23 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    summary = run(tiny_config(tmp_path, mlflow_server))
+    # the LLM stage runs inside the loop, against an OpenAI-compatible endpoint on localhost
+    stub = OpenAIStub()
+    synth_config = tmp_path / "synth.yaml"
+    synth_config.write_text(
+        json.dumps(
+            {
+                "tasks": [{"kind": "ner", "labels": ["person", "organisation", "location", "date"]}],
+                "engine": {"kind": "http", "base_url": stub.base_url, "batch_size": 4},
+            }
+        )
+    )
+    try:
+        summary = run(tiny_config(tmp_path, mlflow_server, {"enabled": True, "config": str(synth_config)}))
+    finally:
+        stub.stop()
     assert len(summary.iterations) == 1 and summary.tracking_uri == mlflow_server
+    assert len(stub.bodies) == 16  # one request per document, once per job
     client = MlflowClient(mlflow_server)
 
     parent = client.get_run(summary.run_id)
@@ -102,9 +120,14 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{summary.run_id}'"
     )
     names = {c.info.run_name for c in children}
-    assert names == {"seed", "start-model", "iteration-1"}
+    assert names == {"seed", "start-model", "synth", "iteration-1"}
+    synth_run = next(c for c in children if c.info.run_name == "synth")
+    assert synth_run.data.metrics["synth.rows"] == 16 and synth_run.data.metrics["synth.ner.ok"] > 0
     iteration = next(c for c in children if c.info.run_name == "iteration-1")
     assert {"dev_micro_f1", "weak_documents", "train_rows"} <= set(iteration.data.metrics)
+    stats_path = client.download_artifacts(iteration.info.run_id, "label_statistics.json", str(tmp_path))
+    stats = json.loads(Path(stats_path).read_text())
+    assert stats["per_origin"].get("llm", 0) > 0  # LLM spans reached the training rows
     artifacts = {a.path for a in client.list_artifacts(iteration.info.run_id)}
     assert {"label_statistics.json", "dev_sample_predictions.html", "dev_report.txt"} <= artifacts
     seed = next(c for c in children if c.info.run_name == "seed")
