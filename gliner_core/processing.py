@@ -9,7 +9,6 @@ every span is scored once, with context on both sides.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -188,13 +187,12 @@ class Encoder:
 
     def _tokenize(self, sequences: list[list[str]]):
         # Long texts exceed the tokenizer's max length on purpose (they are cut
-        # into windows next); silence the warning that says so.
-        level = logging.getLogger("transformers.tokenization_utils_base").level
-        logging.getLogger("transformers.tokenization_utils_base").setLevel(logging.ERROR)
-        try:
-            return self.tokenizer(sequences, is_split_into_words=True, truncation=False, padding=False)
-        finally:
-            logging.getLogger("transformers.tokenization_utils_base").setLevel(level)
+        # into windows next); `verbose=False` skips the warning that says so.
+        # (Raising the logger's level around the call did the same, but every
+        # `setLevel` clears the cache of every logger in the process.)
+        return self.tokenizer(
+            sequences, is_split_into_words=True, truncation=False, padding=False, verbose=False
+        )
 
     def _cut(
         self, index: int, ids: list[int], word_ids: list[int | None], P: int, n_words: int
