@@ -55,6 +55,11 @@ def weak_label(
 ) -> ray.data.Dataset:
     """Documents -> documents with GLiNER spans (lazy)."""
     threads = max(1, int(config.cpus_per_actor))
+    rows_per_call = config.batch_size * 4
+    # A Parquet or JSONL file arrives as one block, and a block goes to one actor and stays in its
+    # memory until done: cut the stream into call-sized blocks (a streaming repartition, no barrier)
+    # so every actor gets work and none holds a whole file.
+    documents = documents.repartition(target_num_rows_per_block=rows_per_call)
     return documents.map_batches(
         GLiNERLabeler,
         fn_constructor_kwargs={
@@ -63,7 +68,7 @@ def weak_label(
             "config": config,
             "torch_threads": threads,
         },
-        batch_size=config.batch_size * 4,
+        batch_size=rows_per_call,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=config.actors),
         num_cpus=config.cpus_per_actor,
