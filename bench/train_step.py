@@ -119,7 +119,9 @@ def worker(args: argparse.Namespace) -> None:
             return out.loss / len(batch)
 
     module.train()
-    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-5)
+    # fused for both: pipelines/train.py builds it so, and so does the official package's HF Trainer
+    # (default optim `adamw_torch_fused` with torch >= 2.8)
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-5, fused=True)
     losses, start, cpu = [], 0.0, 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -318,7 +318,9 @@ def train_loop(loop_config: dict) -> None:
     model.train()
     module = ray.train.torch.prepare_model(model.model)  # DDP when world > 1, moved to `device`
 
-    optimizer = torch.optim.AdamW(_param_groups(model.model, config))
+    # fused: one kernel over all parameters instead of a Python loop over ~130 tensors (4x faster step on
+    # CPU here; what Hugging Face's Trainer uses by default with torch >= 2.8)
+    optimizer = torch.optim.AdamW(_param_groups(model.model, config), fused=True)
     rows_per_worker = math.ceil(loop_config["num_rows"] / world)
     total_steps = max(1, config.epochs * math.ceil(rows_per_worker / config.batch_size))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(total_steps, config.warmup_ratio))

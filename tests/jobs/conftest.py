@@ -64,7 +64,15 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHead]:
         "--metrics-export-port": free_port(),
         "--ray-client-server-port": free_port(),
     }
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": TOKEN,
+        "HF_HUB_OFFLINE": "1",
+        # jobs run `python -m jobs …`: on a cluster node the image's python has the project; here it is
+        # this interpreter (CI calls .venv/bin/python without activating the venv)
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     command = [
         str(Path(sys.executable).parent / "ray"),
         "start",
