@@ -1,6 +1,7 @@
-"""Output folders of the synth stage: checked before any LLM call, written atomically.
+"""Output folders: checked before any work, written atomically.
 
-(The same rules as `pipelines.storage`, kept here because synth does not import pipelines.)
+The one implementation for every stage (`pipelines.storage` re-exports it: synth does not import
+pipelines, pipelines may import synth).
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ def no_space(*args, **kwargs):
 def test_full_disk_is_a_clear_error_before_work(module, tmp_path, monkeypatch):
     """The probe write hits ENOSPC: a clear "no space left" error naming the folder, no probe left."""
     target = importlib.import_module(module)
-    monkeypatch.setattr(target, "open", no_space, raising=False)  # the module's own `open`
+    defining = importlib.import_module(target.check_writable.__module__)
+    monkeypatch.setattr(defining, "open", no_space, raising=False)  # the defining module's own `open`
     with pytest.raises(OSError, match=f"no space left on the device of {tmp_path / 'out'}") as raised:
         target.check_writable(str(tmp_path / "out"))
     assert raised.value.errno == errno.ENOSPC
