@@ -7,6 +7,7 @@ One class for the four architectures (span or token head, uni- or bi-encoder);
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from gliner_core.processing import (
     normalize_labels,
 )
 from gliner_core.text import Words, split_words
+from gliner_core.training import TrainingBatch, TrainingRow, make_training_batch
 
 log = logging.getLogger(__name__)
 
@@ -439,3 +441,42 @@ class GLiNER(nn.Module):
     @staticmethod
     def _entities(candidates: Candidates, kept: list[int], words: Words, names: list[str]) -> list[dict]:
         return to_entities(candidates, kept, words.text, words.starts, words.ends, names)
+
+    # -- training -------------------------------------------------------------------------------
+    # What a training loop needs from the model, so that it never reaches into the model's parts.
+
+    ENCODER_PREFIX = "model.token_rep_layer.bert_layer."  # the pretrained text encoder's parameters
+
+    def forward(self, **inputs: torch.Tensor):
+        """The architecture's forward pass on a collated batch (`TrainingBatch.batch.model_inputs`):
+        lets a wrapper such as DistributedDataParallel wrap the whole `GLiNER`."""
+        return self.model(**inputs)
+
+    def parameter_groups(self, lr_encoder: float, lr_heads: float, weight_decay: float) -> list[dict]:
+        """Optimizer parameter groups: the pretrained encoder and the new heads at their own learning
+        rates; biases and layer norms without weight decay."""
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = defaultdict(list)
+        for name, param in self.named_parameters():
+            if not param.requires_grad:
+                continue
+            decay = not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)
+            groups[(name.startswith(self.ENCODER_PREFIX), decay)].append(param)
+        out = []
+        for encoder in (True, False):
+            for decay in (True, False):
+                if groups[(encoder, decay)]:
+                    out.append(
+                        {
+                            "params": groups[(encoder, decay)],
+                            "lr": lr_encoder if encoder else lr_heads,
+                            "weight_decay": weight_decay if decay else 0.0,
+                        }
+                    )
+        return out
+
+    def training_batch(
+        self, rows: Sequence[TrainingRow], label_pool: Sequence[str], rng: random.Random
+    ) -> TrainingBatch:
+        """Training rows -> tensors and targets for this architecture (`ValueError` when no row has a
+        word); rows without a label set get one sampled from `label_pool`."""
+        return make_training_batch(rows, self.inputs, label_pool, rng, self.tokenizer.pad_token_id or 0)

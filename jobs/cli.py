@@ -81,8 +81,9 @@ def resolve_config(
     return resolved
 
 
-def check_synth_config(path: str | Path) -> None:
-    """Fail before any work when the synth config (tasks + LLM engine) is missing or invalid."""
+def check_synth_config(path: str | Path, labels: list[str]) -> None:
+    """Fail before any work when the synth config (tasks + LLM engine) is missing or invalid, or
+    names labels the pipeline does not have."""
     if not Path(path).is_file():
         raise UserError(f"synth config not found: {path}")
     from pydantic import ValidationError
@@ -91,7 +92,7 @@ def check_synth_config(path: str | Path) -> None:
     from synth.config import load_config as load_synth
 
     try:
-        load_synth(path)
+        load_synth(path).with_labels(labels)
     except ValidationError as error:
         raise UserError(f"bad synth config {path}: {describe_validation_error(error)}") from error
     except ValueError as error:
@@ -109,16 +110,19 @@ def self_train(
     storage: StorageOpt = None,
     ray_address: RayOpt = None,
     dry_run: DryRunOpt = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="show Ray's worker output and progress bars too")
+    ] = False,
 ) -> None:
     """The whole loop: weak-label, merge, train, evaluate, register; repeat (MLflow tracks each iteration)."""
     cfg = resolve_config(config, overrides, storage, ray_address, dry_run, **{"loop.iterations": iterations})
-    if cfg.synth.enabled and cfg.synth.config:
-        check_synth_config(cfg.synth.config)
+    if cfg.synth.mode == "generate":
+        check_synth_config(cfg.synth.config, cfg.data.labels)
     if dry_run:
         return
     from pipelines.self_training import run
 
-    run(cfg)
+    run(cfg, verbose=verbose)
 
 
 @app.command()
@@ -135,12 +139,16 @@ def synth(
 ) -> None:
     """LLM labels for the corpus (data.corpus): one synth row per document and task, grounded in the text."""
     cfg = resolve_config(config, overrides, storage, ray_address, dry_run)
-    check_synth_config(synth_config)
+    check_synth_config(synth_config, cfg.data.labels)
     if dry_run:
         return
-    from pipelines.stages import default_output, synthesize_corpus
+    from pipelines.runtime import ensure_ray
+    from pipelines.stages import default_output, read_corpus, synthesize_corpus
 
-    report = synthesize_corpus(cfg, str(synth_config), output or default_output(cfg, "synth"))
+    ensure_ray(cfg.ray_address)
+    report = synthesize_corpus(
+        cfg, read_corpus(cfg), str(synth_config), output or default_output(cfg, "synth")
+    )
     say(report.table())
     say(f"{report.rows} synth rows in {report.seconds:.1f} s -> {report.output}")
 
@@ -162,9 +170,9 @@ def label(
         return
     from pipelines.stages import default_output, label_corpus
 
-    report = label_corpus(cfg, model, output or default_output(cfg, "label"), synth_rows)
-    say(f"{report.documents} documents labeled in {report.seconds:.1f} s -> {report.weak_labels}")
-    say(f"{report.rows} training rows, {report.spans} spans {report.per_label} -> {report.train_rows}")
+    weak, merged = label_corpus(cfg, model, output or default_output(cfg, "label"), synth_rows)
+    say(f"weak-label: {weak.summary()} in {weak.seconds:.1f} s -> {weak.path}")
+    say(f"merge: {merged.summary()} -> {merged.path}")
 
 
 @app.command()
@@ -185,7 +193,8 @@ def train(
         return
     from pipelines.stages import default_output, train_on_rows
 
-    result = train_on_rows(cfg, rows, output or default_output(cfg, "train"), model, seed)
+    settings = cfg.seed_train if seed else cfg.train
+    result = train_on_rows(cfg, rows, output or default_output(cfg, "train"), model, settings=settings)
     metrics = ", ".join(
         f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("dev_micro")
     )
@@ -209,7 +218,7 @@ def evaluate(
     from pipelines.stages import evaluate_model
 
     report = evaluate_model(cfg, model, gold)
-    say(json.dumps(report.to_dict(), indent=2) if as_json else report.format_table())
+    say(json.dumps(report.scores.to_dict(), indent=2) if as_json else report.scores.format_table())
 
 
 def sample_text() -> str:

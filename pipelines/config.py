@@ -1,6 +1,9 @@
 """Typed configuration of a self-training job: one pydantic object, loadable from YAML/JSON.
 
-Every stage reads its own section; the whole resolved object is logged to MLflow.
+Every stage reads its own section; the whole resolved object is logged to MLflow. Each setting is
+stated once: the labels in `data`, the evaluation threshold in `eval`, the random seed at the top,
+replica counts as `num_workers` in every section, the model's architecture settings in
+`model.settings` (fields of `gliner_core.GLiNERConfig`; the rest keep that class's defaults).
 Paths may be local folders or any pyarrow filesystem URI (`s3://…`) where noted.
 """
 
@@ -9,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PACKAGE_DIR / "sample"
@@ -44,22 +47,62 @@ class DataConfig(_Section):
             raise ValueError("labels must be unique")
         return labels
 
+    @model_validator(mode="after")
+    def _descriptions(self) -> DataConfig:
+        unknown = set(self.label_descriptions) - set(self.labels)
+        if unknown:
+            raise ValueError(f"label_descriptions for labels not in data.labels: {sorted(unknown)}")
+        return self
+
+    def prompts(self) -> dict[str, str]:
+        """label -> prompt text (the description when one is given)."""
+        return {label: self.label_descriptions.get(label, label) for label in self.labels}
+
+
+def _gliner_fields() -> set[str]:
+    from gliner_core.config import GLiNERConfig
+
+    return set(GLiNERConfig.model_fields)
+
 
 class ModelConfig(_Section):
+    """The model a job builds when it starts from scratch (no champion, no checkpoint)."""
+
     backbone: str = Field("minilm", description="encoder path or hub id; 'minilm' = the packaged MiniLM")
-    hidden_size: int = 384
-    max_len: int = 256
-    max_width: int = 12
-    dropout: float = 0.1
+    settings: dict[str, Any] = Field(
+        default_factory=lambda: {"hidden_size": 384, "max_len": 256, "dropout": 0.1},
+        description="gliner_core.GLiNERConfig fields for a new model (e.g. span_mode, max_width); "
+        "fields not given keep GLiNERConfig's defaults",
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _known(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(settings) - _gliner_fields() - {"model_name"}
+        if unknown:
+            raise ValueError(f"not GLiNERConfig fields: {sorted(unknown)}")
+        if "model_name" in settings:
+            raise ValueError("give the encoder as model.backbone, not model.settings.model_name")
+        from gliner_core.config import GLiNERConfig
+
+        GLiNERConfig(**settings)  # types and ranges, as the model will check them
+        return settings
 
 
 class WeakLabelConfig(_Section):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     flat_ner: bool = True
     batch_size: int = Field(16, ge=1, description="documents per model call")
-    actors: int = Field(1, ge=1, description="model replicas (Ray actors)")
-    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per actor; 0 runs on CPU")
-    cpus_per_actor: float = Field(1.0, gt=0.0)
+    num_workers: int = Field(
+        1,
+        ge=1,
+        validation_alias=AliasChoices("num_workers", "actors"),
+        description="model replicas (Ray actors)",
+    )
+    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per worker; 0 runs on CPU")
+    cpus_per_worker: float = Field(
+        1.0, gt=0.0, validation_alias=AliasChoices("cpus_per_worker", "cpus_per_actor")
+    )
 
 
 class MergeConfig(_Section):
@@ -73,7 +116,6 @@ class MergeConfig(_Section):
     drop_empty_rows: float = Field(
         0.5, ge=0.0, le=1.0, description="fraction of rows without any span to drop (they teach only 'none')"
     )
-    seed: int = 0
 
 
 class TrainConfig(_Section):
@@ -93,8 +135,12 @@ class TrainConfig(_Section):
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (0: each epoch only)")
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming from a checkpoint")
-    eval_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    seed: int = 0
+
+
+class EvalConfig(_Section):
+    """How models are scored on gold rows, and the threshold a registered model predicts with."""
+
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="span score threshold for dev/test scoring")
 
 
 class LoopConfig(_Section):
@@ -120,18 +166,33 @@ class TrackingConfig(_Section):
     sample_predictions: int = Field(20, ge=0, description="dev rows shown in the sample-predictions table")
 
 
-class SynthStageConfig(_Section):
-    enabled: bool = Field(False, description="run the LLM synth stage (needs `config`)")
-    config: str | None = Field(
-        None,
-        description="synth config file (tasks + LLM engine, see synth/); with `enabled` the job has the LLM "
-        "label the corpus once and merges its NER rows into every iteration",
-    )
-    rows: str | None = Field(None, description="existing synth rows (Parquet) to merge instead of generating")
+class SynthOff(_Section):
+    """No LLM labels: the job trains on GLiNER's labels only."""
+
+    mode: Literal["off"] = "off"
+
+
+class SynthGenerate(_Section):
+    """The LLM labels the corpus once per job (its labels do not depend on the GLiNER model)."""
+
+    mode: Literal["generate"]
+    config: str = Field(description="synth config file: tasks and LLM engine (see synth/)")
+
+
+class SynthRows(_Section):
+    """LLM rows made earlier (`gliner-selftrain synth`), merged into every iteration."""
+
+    mode: Literal["rows"]
+    rows: str = Field(description="synth rows (Parquet file or folder)")
+
+
+SynthStageConfig = Annotated[SynthOff | SynthGenerate | SynthRows, Field(discriminator="mode")]
+_LEGACY_SYNTH = "synth takes `mode: off | generate | rows` (e.g. {mode: generate, config: synth.yaml})"
 
 
 class PipelineConfig(_Section):
     name: str = "self-training"
+    seed: int = Field(0, description="one seed for torch, data shuffles, negative sampling and the merge")
     storage_path: str = Field(
         "runs", description="where iterations write data and checkpoints (local or URI)"
     )
@@ -145,16 +206,20 @@ class PipelineConfig(_Section):
         default_factory=lambda: TrainConfig(epochs=10, lr_encoder=1e-4, lr_heads=1e-3, label_smoothing=0.0),
         description="training of the seed model on gold rows (from the backbone: higher rates, no smoothing)",
     )
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    synth: SynthStageConfig = Field(default_factory=SynthStageConfig)
+    synth: SynthStageConfig = Field(default_factory=SynthOff)
 
-    @model_validator(mode="after")
-    def _check(self) -> PipelineConfig:
-        unknown = set(self.data.label_descriptions) - set(self.data.labels)
-        if unknown:
-            raise ValueError(f"label_descriptions for labels not in data.labels: {sorted(unknown)}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_synth(cls, data: Any) -> Any:
+        synth = data.get("synth") if isinstance(data, dict) else None
+        if isinstance(synth, dict) and "mode" not in synth:
+            if {"enabled", "rows", "config"} & set(synth):
+                raise ValueError(f"{_LEGACY_SYNTH}; `enabled` is gone")
+            data = {**data, "synth": {"mode": "off", **synth}}
+        return data
 
     def fingerprint(self) -> str:
         """Short stable hash of the resolved config (for run names and job ids)."""
@@ -163,16 +228,11 @@ class PipelineConfig(_Section):
 
     def prompts(self) -> dict[str, str]:
         """label -> prompt text (the description when one is given)."""
-        return {label: self.data.label_descriptions.get(label, label) for label in self.data.labels}
+        return self.data.prompts()
 
     @classmethod
     def load(cls, path: str | Path) -> PipelineConfig:
-        """From a YAML or JSON file."""
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
+        """From a YAML or JSON file (the command line adds `--set` overrides: `jobs.settings`)."""
+        from synth.config import read_mapping
 
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-        return cls.model_validate(data)
+        return cls.model_validate(read_mapping(path))

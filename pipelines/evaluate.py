@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Mapping, Sequence
 
 from gliner_core import GLiNER
 from gliner_core.metrics import SpanReport, evaluate_spans
+from pipelines.reports import EvalReport
 
 
 def predict_gold(
@@ -69,4 +71,24 @@ def sample_table_html(gold: Sequence[Mapping], predictions: Sequence[Sequence[Ma
         "<table border=1><tr><th>gold</th><th>predicted</th><th></th></tr>"
         + "".join(rows)
         + "</table></body></html>"
+    )
+
+
+def evaluate_rows(
+    model: GLiNER,
+    gold: Sequence[Mapping],
+    labels: Mapping[str, str],
+    threshold: float,
+    name: str = "dev",
+    sample_rows: int = 0,
+) -> EvalReport:
+    """The evaluate stage on gold rows already in memory: scores, and a sample table when asked."""
+    started = time.perf_counter()
+    predictions = predict_gold(model, gold, labels, threshold)
+    return EvalReport(
+        name=name,
+        scores=score(gold, predictions, list(labels)),
+        threshold=threshold,
+        sample_html=sample_table_html(gold, predictions, sample_rows) if sample_rows else None,
+        seconds=time.perf_counter() - started,
     )

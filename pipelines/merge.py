@@ -15,7 +15,6 @@ Training row contract: `doc_id, text, spans: list<span>, labels: list<string>, w
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import numbers
 import random
@@ -28,6 +27,7 @@ import pyarrow as pa
 import ray.data
 
 from pipelines.config import MergeConfig
+from pipelines.read import text_id
 from pipelines.spans import SPANS_TYPE
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,6 @@ def offered_labels(
     return chosen
 
 
-def text_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
 def valid_span(span: dict, text: str, labels: Sequence[str]) -> bool:
     """Offsets inside the text (end exclusive, non-empty) and a label of the configured set: spans
     from outside (a synth rows file) that break this are dropped, never trained on."""
@@ -107,10 +103,12 @@ def valid_span(span: dict, text: str, labels: Sequence[str]) -> bool:
     )
 
 
-def merge_group(group: pd.DataFrame, labels: Sequence[str], config: MergeConfig) -> pd.DataFrame:
+def merge_group(
+    group: pd.DataFrame, labels: Sequence[str], config: MergeConfig, seed: int = 0
+) -> pd.DataFrame:
     """`map_groups` function: all rows of one text (its GLiNER row, any LLM rows) -> one training row."""
     text = group["text"].iloc[0]
-    rng = random.Random(f"{config.seed}:{text_key(text)}")  # same row, same choice, on any worker
+    rng = random.Random(f"{seed}:{text_id(text)}")  # same row, same choice, on any worker
     gliner: list[dict] = []
     llm: list[dict] = []
     dropped = 0
@@ -141,7 +139,7 @@ def merge_group(group: pd.DataFrame, labels: Sequence[str], config: MergeConfig)
 def _tag(batch: pd.DataFrame, origin: str) -> pd.DataFrame:
     out = batch[["doc_id", "text", "spans"]].copy()
     out["origin"] = origin
-    out["text_key"] = [text_key(t) for t in out["text"]]
+    out["text_key"] = [text_id(t) for t in out["text"]]
     return out
 
 
@@ -150,13 +148,14 @@ def merge(
     labels: Sequence[str],
     config: MergeConfig,
     synth: ray.data.Dataset | None = None,
+    seed: int = 0,
 ) -> ray.data.Dataset:
     """GLiNER-labeled documents (+ synth NER rows with status ok) -> training rows (lazy)."""
     rows = weak.map_batches(partial(_tag, origin="gliner"), batch_format="pandas")
     if synth is not None:
         ner = synth.filter(lambda row: row["task"] == "ner" and row["status"] == "ok")
         rows = rows.union(ner.map_batches(partial(_tag, origin="llm"), batch_format="pandas"))
-    by_text = partial(merge_group, labels=list(labels), config=config)
+    by_text = partial(merge_group, labels=list(labels), config=config, seed=seed)
     return rows.groupby("text_key").map_groups(by_text, batch_format="pandas")
 
 

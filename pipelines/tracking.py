@@ -15,6 +15,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
+from pipelines.reports import Tracked
 from pipelines.storage import redact_uri, resolve
 
 MAX_PARAM_LENGTH = 6000
@@ -56,6 +57,19 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
             text = json.dumps(value) if not isinstance(value, str) else value
             out[name] = text[:MAX_PARAM_LENGTH]
     return out
+
+
+def log_report(report: Any) -> None:
+    """Everything a stage's report asks MLflow to keep (`report.tracked()`), in the active run."""
+    tracked: Tracked = report.tracked()
+    if tracked.metrics:
+        mlflow.log_metrics({k: float(v) for k, v in tracked.metrics.items()})
+    if tracked.params:
+        mlflow.log_params(tracked.params)
+    for name, data in tracked.json_artifacts.items():
+        log_json(data, name)
+    for name, text in tracked.text_artifacts.items():
+        log_text(text, name)
 
 
 def log_json(data: Any, name: str) -> None:
@@ -126,3 +140,14 @@ def _artifact_name(root: str) -> str:
 def promote(client: MlflowClient, registered_model: str, version: str, alias: str, f1: float) -> None:
     client.set_registered_model_alias(registered_model, alias, version)
     client.set_model_version_tag(registered_model, version, "dev_micro_f1", f"{f1:.6f}")
+
+
+def tag_decision(
+    client: MlflowClient, registered_model: str, version: str, promoted: bool, reason: str
+) -> None:
+    """The promotion decision on the model version (and the active run), with its reason."""
+    client.set_model_version_tag(
+        registered_model, version, "promotion", "promoted" if promoted else "kept out"
+    )
+    client.set_model_version_tag(registered_model, version, "promotion_reason", reason)
+    mlflow.set_tags({"promotion": "promoted" if promoted else "kept out", "promotion_reason": reason})

@@ -13,6 +13,7 @@ import pyarrow as pa
 import ray.data
 
 from pipelines.config import WeakLabelConfig
+from pipelines.console import emit, progress_line
 from pipelines.spans import SPANS_TYPE, entity_to_span
 
 
@@ -45,6 +46,7 @@ class GLiNERLabeler:
         )
         spans = [[entity_to_span(e, "gliner") for e in entities] for entities in found]
         seconds = time.perf_counter() - started
+        emit(progress_line("weak-label", advance=len(texts)))
         return batch.append_column("spans", pa.array(spans, type=SPANS_TYPE)).append_column(
             "label_seconds", pa.array([seconds / max(len(texts), 1)] * len(texts), pa.float32())
         )
@@ -54,7 +56,7 @@ def weak_label(
     documents: ray.data.Dataset, model_path: str, labels: dict[str, str], config: WeakLabelConfig
 ) -> ray.data.Dataset:
     """Documents -> documents with GLiNER spans (lazy)."""
-    threads = max(1, int(config.cpus_per_actor))
+    threads = max(1, int(config.cpus_per_worker))
     rows_per_call = config.batch_size * 4
     # A Parquet or JSONL file arrives as one block, and a block goes to one actor and stays in its
     # memory until done: cut the stream into call-sized blocks (a streaming repartition, no barrier)
@@ -70,7 +72,7 @@ def weak_label(
         },
         batch_size=rows_per_call,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=config.actors),
-        num_cpus=config.cpus_per_actor,
+        compute=ray.data.ActorPoolStrategy(size=config.num_workers),
+        num_cpus=config.cpus_per_worker,
         num_gpus=config.num_gpus or None,
     )

@@ -103,7 +103,7 @@ def test_dry_run_hides_credentials_in_uris(capsys):
         ),
         (["submit", "--address", "http://127.0.0.1:9", "--", "self-train"], "cannot reach the Ray cluster"),
         (["status", "x"], "no cluster address"),
-        (["self-train", "-s", "synth.enabled=1", "-s", "synth.config=/no.yml"], "synth config not found"),
+        (["self-train", "-s", "synth.mode=generate", "-s", "synth.config=/no.yml"], "synth config not found"),
         (["synth", "--synth-config", "/etc/hostname", "--dry-run"], "bad synth config"),
         (["schedule", "--address", "http://127.0.0.1:9", "--", "self-train"], "cannot reach the Ray cluster"),
     ],

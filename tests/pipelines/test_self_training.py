@@ -74,7 +74,7 @@ def tiny_config(tmp_path, url: str, synth: dict | None = None, **loop) -> Pipeli
             "name": "test",
             "storage_path": str(tmp_path / "runs"),
             "data": {"max_documents": 16},
-            "model": {"hidden_size": 64, "max_len": 64},
+            "model": {"settings": {"hidden_size": 64, "max_len": 64, "dropout": 0.1}},
             "seed_train": {"epochs": 2, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
             "train": {"epochs": 1, "batch_size": 8},
             "loop": {"iterations": 1, **loop},
@@ -106,7 +106,7 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
         )
     )
     try:
-        summary = run(tiny_config(tmp_path, mlflow_server, {"enabled": True, "config": str(synth_config)}))
+        summary = run(tiny_config(tmp_path, mlflow_server, {"mode": "generate", "config": str(synth_config)}))
     finally:
         stub.stop()
     assert len(summary.iterations) == 1 and summary.tracking_uri == mlflow_server
