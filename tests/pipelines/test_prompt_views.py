@@ -42,3 +42,17 @@ def test_config_and_errors():
         prompt_views(LABELS, synonyms={"person": ["company"], "organisation": ["Company"]})
     with pytest.raises(ValueError, match="no prompt views"):
         prompt_views(LABELS, names=False)
+
+
+def test_each_view_runs_through_gliner_and_reports_labels(minilm_path):
+    from gliner_core import GLiNER
+    from pipelines.spans import entity_to_span
+
+    model = GLiNER.from_backbone(minilm_path, max_len=48, hidden_size=64)  # random heads: any spans will do
+    views = prompt_views(LABELS, {"drug": "a medicine"}, {"person": ["human"], "drug": ["medication"]})
+    texts = ["Dr. Alice Smith of Acme Corp prescribed aspirin.", "Bob took ibuprofen."]
+    for origin, view in views.items():
+        found = model.batch_predict_entities(texts, view, threshold=0.0)
+        spans = [entity_to_span(entity, origin) for entities in found for entity in entities]
+        assert spans, origin
+        assert {s["label"] for s in spans} <= set(view), origin  # labels come back, never prompt texts
