@@ -170,6 +170,12 @@ class LabelModelReport(_Section):
 # the fit sample
 
 
+def require_columns(batch: pa.Table, *names: str) -> None:
+    missing = [name for name in names if name not in batch.column_names]
+    if missing:
+        raise ValueError(f"label model: the batch has no column {missing}; it has {batch.column_names}")
+
+
 def _column(batch: pa.Table, name: str) -> list | None:
     return batch.column(name).to_pylist() if name in batch.column_names else None
 
@@ -202,6 +208,7 @@ class DocumentSample:
         self.seen_documents = 0
 
     def add(self, batch: pa.Table, column: str) -> None:
+        require_columns(batch, "doc_id", column)
         ids = batch.column("doc_id").to_pylist()
         spans_per_doc = batch.column(column).to_pylist()
         covered = _column(batch, "covered_by") or [None] * len(ids)
@@ -328,6 +335,10 @@ def fit_label_model(
         observed=[[bool((votes[:, s] == k).any()) for k in range(n_classes)] for s in range(len(sources))],
         min_probability=config.min_probability,
     )
+    if not alignment.size:
+        log.warning(
+            "label model: no candidate spans among %d documents: it will label nothing", sample.seen_documents
+        )
     iterations = 0
     if config.method == "dawid_skene" and alignment.size:
         prior, confusion, iterations = dawid_skene(votes, n_classes, config.max_iterations, config.tolerance)
@@ -421,6 +432,7 @@ def apply_label_model(
     """Batch function (`map_batches(partial(apply_label_model, model=m), batch_format="pyarrow")`):
     the sources' spans in `column` -> the label model's soft spans in `column`; the sources' spans are
     kept in `sources_column` (None drops them). Pure: the same batch always gives the same output."""
+    require_columns(batch, column)
     spans = batch.column(column).to_pylist()
     covered = _column(batch, "covered_by")
     lengths = pc.utf8_length(batch.column("text")).to_pylist() if "text" in batch.column_names else None

@@ -371,6 +371,10 @@ class LabelingFunctions:
         return out
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if "text" not in batch.column_names:
+            raise ValueError(
+                f"labeling functions: the batch has no `text` column; it has {batch.column_names}"
+            )
         texts = batch.column("text").to_pylist()
         found = [self.spans(text or "") for text in texts]
         if self.column in batch.column_names:

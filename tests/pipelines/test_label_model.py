@@ -263,3 +263,14 @@ def test_lf_and_label_model_stages_on_ray_data(tmp_path, ray_local):
         ("Lima", "location"): 0.333,
         ("Oslo", "location"): 0.5,
     }
+
+
+def test_no_candidates_and_missing_columns():
+    table = pa.table({"doc_id": ["a", "b"], "text": ["x", "y"], "spans": pa.array([[], None], SPANS_TYPE)})
+    model, report = fit_label_model([table], ["person"], LabelModelConfig())
+    assert report.candidates == 0 and model.sources == []
+    assert apply_label_model(table, model).column("spans").to_pylist() == [[], []]
+    with pytest.raises(ValueError, match=r"label model: the batch has no column \['spans'\]"):
+        apply_label_model(table.drop_columns(["spans"]), model)
+    with pytest.raises(ValueError, match=r"no column \['doc_id'\]"):
+        fit_label_model([table.drop_columns(["doc_id"])], ["person"], LabelModelConfig())
