@@ -340,12 +340,13 @@ def fit_label_model(
             "label model: no candidate spans among %d documents: it will label nothing", sample.seen_documents
         )
     iterations = 0
+    # the fitted values go into a new object, not model_copy, which would keep cached properties
     if config.method == "dawid_skene" and alignment.size:
         prior, confusion, iterations = dawid_skene(votes, n_classes, config.max_iterations, config.tolerance)
-        model = model.model_copy(update={"prior": prior.tolist(), "confusion": confusion.tolist()})
+        model = LabelModel(**{**model.model_dump(), "prior": prior.tolist(), "confusion": confusion.tolist()})
     proba = model.predict_proba(votes)  # (N, K + 1) posteriors on the fit sample
     if config.method == "majority_vote" and alignment.size:
-        model = model.model_copy(update={"prior": proba.mean(axis=0).tolist()})
+        model = LabelModel(**{**model.model_dump(), "prior": proba.mean(axis=0).tolist()})
     report = _report(model, alignment, proba, len(documents), iterations, config)
     log.info(
         "label model (%s): %d candidates in %d documents, %d sources, %d EM iterations",
