@@ -16,6 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.label_model import LabelModelConfig
+from pipelines.labeling_functions import LabelingFunctionsConfig
+from pipelines.prompt_views import PromptViewsConfig
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PACKAGE_DIR / "sample"
 
@@ -24,18 +28,46 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class GoldSource(_Section):
+    """A gold set: JSONL rows `{"text", "spans": [{"start", "end", "label"}]}`, a file or a folder of them."""
+
+    path: str
+    weight: float = Field(
+        1.0, gt=0.0, description="copies of each row in the seed's rows (0.25: a seeded random quarter)"
+    )
+    label_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="this set's label -> the name trained on (e.g. politicalparty: political party); "
+        "'' drops the label's spans; labels not listed keep their name",
+    )
+
+
 class DataConfig(_Section):
     corpus: str = Field(str(SAMPLE_DIR / "corpus.jsonl"), description="unlabeled documents (file or folder)")
     corpus_format: Literal["auto", "jsonl", "parquet", "csv", "hf"] = "auto"
     text_field: str = "text"
-    seed_gold: str | None = Field(
-        str(SAMPLE_DIR / "gold_seed.jsonl"), description="gold rows to train the seed on"
+    seed_gold: list[GoldSource] = Field(
+        default_factory=lambda: [GoldSource(path=str(SAMPLE_DIR / "gold_seed.jsonl"))],
+        description="gold sets the seed model trains on (their union; negatives from all their labels)",
     )
     dev_gold: str = Field(str(SAMPLE_DIR / "gold_dev.jsonl"), description="gold rows for model selection")
     test_gold: str | None = None
     labels: list[str] = Field(default_factory=lambda: ["person", "organisation", "location", "date"])
     label_descriptions: dict[str, str] = Field(default_factory=dict, description="label -> prompt text")
+    label_synonyms: dict[str, list[str]] = Field(
+        default_factory=dict, description="label -> other names (prompt views of the weak-label stage)"
+    )
     max_documents: int | None = Field(None, ge=1, description="use only the first N corpus documents")
+
+    @field_validator("seed_gold", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        """A path, a list of paths and {path, weight, label_map} mappings, or null (no seed rows)."""
+        if value is None:
+            return []
+        if isinstance(value, (str, dict)):
+            value = [value]
+        return [{"path": v} if isinstance(v, str) else v for v in value]
 
     @field_validator("labels")
     @classmethod
@@ -49,9 +81,10 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _descriptions(self) -> DataConfig:
-        unknown = set(self.label_descriptions) - set(self.labels)
-        if unknown:
-            raise ValueError(f"label_descriptions for labels not in data.labels: {sorted(unknown)}")
+        for name in ("label_descriptions", "label_synonyms"):
+            unknown = set(getattr(self, name)) - set(self.labels)
+            if unknown:
+                raise ValueError(f"{name} for labels not in data.labels: {sorted(unknown)}")
         return self
 
     def prompts(self) -> dict[str, str]:
@@ -103,14 +136,43 @@ class WeakLabelConfig(_Section):
     cpus_per_worker: float = Field(
         1.0, gt=0.0, validation_alias=AliasChoices("cpus_per_worker", "cpus_per_actor")
     )
+    views: PromptViewsConfig = Field(
+        default_factory=PromptViewsConfig,
+        description="GLiNER runs once per view (prompts, plain names, synonyms), each a weak source",
+    )
+    labeling_functions: LabelingFunctionsConfig = Field(
+        default_factory=LabelingFunctionsConfig, description="gazetteers and regular expressions per label"
+    )
 
 
 class MergeConfig(_Section):
+    """How every source's spans for a document become one training row."""
+
+    label_model: LabelModelConfig | None = Field(
+        None,
+        description="null: the policy below picks among overlapping spans; set: a label model "
+        "(majority_vote or dawid_skene) turns all sources' votes into P(label) per span",
+    )
+    soft_targets: bool = Field(
+        False, description="train towards each span's probability (its score) instead of 1"
+    )
+    max_label_share: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="class balance: rows whose labels all exceed this share of "
+        "the spans are subsampled down to it",
+    )
     policy: Literal["union", "llm_first", "gliner_first", "agreement_only"] = Field(
         "union", description="which source wins when LLM and GLiNER spans overlap with different labels"
     )
     agreement_boost: float = Field(0.2, ge=0.0, description="score added when both sources agree")
-    min_score: float = Field(0.5, ge=0.0, le=1.0, description="spans below this confidence are dropped")
+    min_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="spans below this confidence (or label-model probability) are dropped",
+    )
     llm_score: float = Field(0.9, ge=0.0, le=1.0, description="confidence given to grounded LLM spans")
     negatives_per_row: int = Field(2, ge=0, description="labels absent from a row added to its label set")
     drop_empty_rows: float = Field(
@@ -138,9 +200,21 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    """How models are scored on gold rows, and the threshold a registered model predicts with."""
+    """How models are scored on gold rows, and the thresholds a registered model predicts with."""
 
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="span score threshold for dev/test scoring")
+    calibrate: bool = Field(
+        False,
+        description="after each training, per-label thresholds that maximise each label's F1 on "
+        "calibration_gold, stored with the checkpoint and used by weak labeling, evaluate and predict",
+    )
+    calibration_gold: str | None = Field(
+        None, description="gold rows to calibrate on (default: data.dev_gold)"
+    )
+    threshold_floor: float = Field(0.1, ge=0.0, le=1.0, description="no calibrated threshold below this")
+    calibration_min_support: int = Field(
+        5, ge=1, description="labels with fewer gold spans keep eval.threshold"
+    )
 
 
 class LoopConfig(_Section):
@@ -153,6 +227,15 @@ class LoopConfig(_Section):
     )
     retrain_from: Literal["previous", "base"] = Field(
         "previous", description="iteration k+1 starts from model k, or from the start model"
+    )
+    replay: float = Field(
+        0.0, ge=0.0, description="gold seed rows mixed into each iteration's rows, as a share of them"
+    )
+    guard_min_support: int = Field(
+        10, ge=1, description="promotion guard: labels with at least this many dev spans are watched"
+    )
+    guard_max_drop: float = Field(
+        0.05, ge=0.0, le=1.0, description="promotion guard: no watched label may lose more dev F1 than this"
     )
 
 

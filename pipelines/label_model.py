@@ -71,7 +71,6 @@ class LabelModelConfig(_Section):
         1e-6, gt=0.0, description="EM stops when the log-likelihood per vote gains less (dawid_skene)"
     )
     min_probability: float = Field(0.05, ge=0.0, le=1.0, description="soft spans below this are not written")
-    seed: int = Field(0, description="seed of the document sample the fit sees")
 
 
 class LabelModel(_Section):
@@ -311,11 +310,15 @@ def dawid_skene(
 
 
 def fit_label_model(
-    batches: Iterable[pa.Table], labels: Sequence[str], config: LabelModelConfig, column: str = "spans"
+    batches: Iterable[pa.Table],
+    labels: Sequence[str],
+    config: LabelModelConfig,
+    column: str = "spans",
+    seed: int = 0,
 ) -> tuple[LabelModel, LabelModelReport]:
-    """Fit on a seeded sample of at most `config.max_candidates` candidates from the streamed batches
-    (e.g. `ds.iter_batches(batch_format="pyarrow")`); returns the model and its report."""
-    sample = DocumentSample(config.max_candidates, config.seed, config.exclude_origins)
+    """Fit on a sample (seeded by `seed`) of at most `config.max_candidates` candidates from the streamed
+    batches (e.g. `ds.iter_batches(batch_format="pyarrow")`); returns the model and its report."""
+    sample = DocumentSample(config.max_candidates, seed, config.exclude_origins)
     for batch in batches:
         sample.add(batch, column)
     documents = sample.documents()

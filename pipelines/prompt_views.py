@@ -19,27 +19,32 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAIN_VIEW = "gliner"
+
 
 class PromptViewsConfig(BaseModel):
+    """The views the weak-label stage runs (`weak_label.views`). The main view, `gliner`, asks for each
+    label by its prompt (`data.label_descriptions`, else its name), as evaluation and prediction do;
+    these add more views, each a weak source of its own."""
+
     model_config = ConfigDict(extra="forbid")
 
-    names: bool = Field(True, description="a view with the label names")
-    descriptions: bool = Field(True, description="a view with `data.label_descriptions` (if any)")
-    label_synonyms: dict[str, list[str]] = Field(
-        default_factory=dict, description="label -> other names; view i uses each label's i-th synonym"
-    )
-    prefix: str = Field("gliner", description="view names are `<prefix>:names`, ... (the spans' origin)")
+    names: bool = Field(False, description="a view with the plain label names (when descriptions differ)")
+    synonyms: bool = Field(False, description="one view per rank of `data.label_synonyms`")
 
     def views(
-        self, labels: Sequence[str], descriptions: Mapping[str, str] | None = None
+        self, prompts: Mapping[str, str], synonyms: Mapping[str, Sequence[str]] | None = None
     ) -> dict[str, dict[str, str]]:
-        return prompt_views(
-            labels,
-            descriptions if self.descriptions else None,
-            self.label_synonyms,
-            names=self.names,
-            prefix=self.prefix,
-        )
+        """View name -> {label: prompt}: the main view first."""
+        views = {MAIN_VIEW: dict(prompts)}
+        if self.names and any(label != prompt for label, prompt in prompts.items()):
+            views[f"{MAIN_VIEW}:names"] = {label: label for label in prompts}
+        if self.synonyms and synonyms:
+            extra = prompt_views(list(prompts), synonyms=synonyms, names=False, prefix=MAIN_VIEW)
+            views.update(extra)
+        for name, view in views.items():
+            _check_view(name, view)
+        return views
 
 
 def _unknown(given: Mapping[str, object], labels: Sequence[str], what: str) -> None:

@@ -63,20 +63,40 @@ class MergeReport:
     per_label: dict[str, int]
     statistics: dict[str, Any]  # `merge.label_statistics` of the training rows
     seconds: float
+    per_label_before_balance: dict[str, int] | None = None  # spans per label before class balance
+    replay_rows: int = 0  # gold rows mixed in
+    label_model: Any = None  # `label_model.LabelModelReport` when a label model resolved the votes
+    label_model_params: dict[str, Any] | None = None  # the fitted `LabelModel`
 
     def summary(self) -> str:
-        return f"{self.rows} training rows, {self.spans} spans ({_counts(self.per_label)})"
+        line = f"{self.rows} training rows, {self.spans} spans ({_counts(self.per_label)})"
+        if self.replay_rows:
+            line += f", {self.replay_rows} of them gold (replay)"
+        if self.label_model is not None:
+            line += f"; label model: {self.label_model.method}, {self.label_model.candidates} candidates"
+        return line
 
     def tracked(self) -> Tracked:
+        metrics = {
+            "train_rows": self.rows,
+            "train_spans": self.spans,
+            "replay_rows": self.replay_rows,
+            "seconds_merge": self.seconds,
+            **{f"train_spans_{label}": n for label, n in self.per_label.items()},
+        }
+        artifacts: dict[str, Any] = {"label_statistics.json": self.statistics}
+        if self.per_label_before_balance is not None:
+            metrics.update(
+                {f"train_spans_before_balance_{k}": v for k, v in self.per_label_before_balance.items()}
+            )
+        if self.label_model is not None:
+            metrics.update(self.label_model.metrics())
+            artifacts["label_model_report.json"] = self.label_model.model_dump()
+            artifacts["label_model.json"] = self.label_model_params
         return Tracked(
-            metrics={
-                "train_rows": self.rows,
-                "train_spans": self.spans,
-                "seconds_merge": self.seconds,
-                **{f"train_spans_{label}": n for label, n in self.per_label.items()},
-            },
+            metrics=metrics,
             params={"train_rows_path": self.path, "train_rows": self.rows},
-            json_artifacts={"label_statistics.json": self.statistics},
+            json_artifacts=artifacts,
         )
 
 

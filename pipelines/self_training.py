@@ -28,6 +28,7 @@ from gliner_core.gliner import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, che
 from pipelines import stages
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
+from pipelines.gold import gold_training_rows
 from pipelines.promotion import decide
 from pipelines.read import read_gold
 from pipelines.reports import EvalReport
@@ -94,6 +95,12 @@ class SelfTraining:
         self.run_id: str | None = None  # the MLflow parent run, once started
         self.dev = read_gold(config.data.dev_gold)
         self.test = read_gold(config.data.test_gold) if config.data.test_gold else None
+        self.gold: list[dict] = []  # seed gold rows replayed in each iteration (`loop.replay`)
+        self.gold_labels: list[str] = []  # their labels: negatives for rows without a label set
+        if config.loop.replay and config.data.seed_gold:
+            self.gold, self.gold_labels = gold_training_rows(
+                config.data.seed_gold, config.merge.negatives_per_row, config.seed
+            )
 
     def say(self, message: str) -> None:
         self.console.say(message)
@@ -116,7 +123,7 @@ class SelfTraining:
             model_path, self.labels, self.config.eval.threshold, self.config.tracking.registered_model
         )
 
-    def train(self, rows_path: str, start: str, folder: str, seed: bool = False) -> str:
+    def train(self, rows_path: str, start: str, folder: str, seed: bool = False, label_pool=()) -> str:
         run = mlflow.active_run()
         with self.console.stage("train") as line:
             report = stages.train_on_rows(
@@ -125,6 +132,7 @@ class SelfTraining:
                 folder,
                 start,
                 settings=self.config.seed_train if seed else self.config.train,
+                label_pool=label_pool,
                 tracking=(self.uri, run.info.run_id) if run else None,
             )
             log_report(report)
@@ -137,10 +145,8 @@ class SelfTraining:
         if not self.config.data.seed_gold:
             self.say("no data.seed_gold: starting from the backbone with untrained heads")
             return base
-        rows = stages.write_gold_training_rows(
-            self.config, self.config.data.seed_gold, f"{self.root}/seed/train_rows"
-        )
-        return self.train(rows, base, f"{self.root}/seed", seed=True)
+        rows, pool = stages.write_seed_rows(self.config, f"{self.root}/seed/train_rows")
+        return self.train(rows, base, f"{self.root}/seed", seed=True, label_pool=pool)
 
     def start_model(self) -> tuple[str, str | None]:
         """(checkpoint path, registry version) to start from."""
@@ -190,14 +196,16 @@ class SelfTraining:
             log_report(weak)
             line.done(weak.summary())
         with self.console.stage("merge") as line:
-            merged = stages.merge_training_rows(self.config, weak.path, f"{folder}/train_rows", synth)
+            merged = stages.merge_training_rows(
+                self.config, weak.path, f"{folder}/train_rows", synth, self.gold, iteration=k
+            )
             log_report(merged)
             line.done(merged.summary())
         if merged.rows == 0:
             self.say(f"iteration {k}: no training rows (weak_label.threshold / merge.min_score too strict?)")
             return None
         origin = current if self.config.loop.retrain_from == "previous" else start
-        trained = self.train(merged.path, origin, folder)
+        trained = self.train(merged.path, origin, folder, label_pool=self.gold_labels)
         report = self.evaluate(trained, sample=True)
         return IterationResult(
             k,

@@ -15,15 +15,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
+import pyarrow as pa
 import ray
 import ray.data
 
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, TrainConfig
 from pipelines.evaluate import evaluate_rows
-from pipelines.merge import label_statistics, merge, score_quantile
+from pipelines.gold import gold_training_rows, replay_sample
+from pipelines.label_model import SourceConfig, fit_label_model
+from pipelines.merge import (
+    TRAINING_SCHEMA,
+    balance_batch,
+    balance_rates,
+    collect,
+    label_model_rows,
+    label_statistics,
+    merge,
+    score_quantile,
+)
 from pipelines.read import read_documents, read_gold
 from pipelines.reports import EvalReport, MergeReport, TrainReport, WeakLabelReport
 from pipelines.runtime import backbone_path, ensure_ray
@@ -56,20 +69,6 @@ def new_model(config: PipelineConfig, path: str) -> str:
     return path
 
 
-def gold_training_rows(gold: Sequence[Mapping], labels: Sequence[str]) -> list[dict]:
-    """Gold rows (`text`, `spans`) as training rows: every label offered, spans with score 1."""
-    return [
-        {
-            "doc_id": str(i),
-            "text": row["text"],
-            "labels": list(labels),
-            "spans": [{**s, "score": 1.0, "origin": "gold"} for s in row["spans"]],
-            "weight": 1.0,
-        }
-        for i, row in enumerate(gold)
-    ]
-
-
 def synthesize_corpus(
     config: PipelineConfig,
     documents: ray.data.Dataset,
@@ -96,7 +95,8 @@ def weak_label_corpus(
     """GLiNER (`model_path`) labels every document -> Parquet under `output`."""
     check_model(model_path)
     started = time.perf_counter()
-    path = write_parquet(weak_label(documents, model_path, config.prompts(), config.weak_label), output)
+    views = config.weak_label.views.views(config.prompts(), config.data.label_synonyms)
+    path = write_parquet(weak_label(documents, model_path, views, config.weak_label), output)
     stats = label_statistics(ray.data.read_parquet(path).select_columns(["spans"]).iter_rows())
     histogram = stats["score_histogram"]
     return WeakLabelReport(
@@ -110,17 +110,72 @@ def weak_label_corpus(
     )
 
 
+def weak_sources(config: PipelineConfig) -> dict[str, list[str]]:
+    """The weak-label stage's sources (GLiNER views, labeling functions) -> the labels each can give."""
+    views = config.weak_label.views.views(config.prompts(), config.data.label_synonyms)
+    scopes = {name: list(view) for name, view in views.items()}
+    if config.weak_label.labeling_functions.enabled:
+        from pipelines.labeling_functions import LabelingFunctions
+
+        scopes.update(LabelingFunctions(config.weak_label.labeling_functions).scopes)
+    return scopes
+
+
 def merge_training_rows(
-    config: PipelineConfig, weak_labels: str, output: str, synth_rows: str | None = None
+    config: PipelineConfig,
+    weak_labels: str,
+    output: str,
+    synth_rows: str | None = None,
+    gold: Sequence[Mapping] = (),
+    iteration: int = 0,
 ) -> MergeReport:
-    """Weak labels (+ the LLM's NER rows) -> training rows (Parquet under `output`)."""
+    """Weak labels (+ the LLM's NER and open-NER rows) -> training rows (Parquet under `output`).
+
+    With `merge.label_model` the collected votes are written beside (`<output>_votes`), the label
+    model is fitted on them and labels every document; then class balance; then `loop.replay` x the
+    rows' count of `gold` training rows (a fresh seeded draw per `iteration`)."""
+    merge_config, labels, seed = config.merge, config.data.labels, config.seed
     started = time.perf_counter()
     synth = ray.data.read_parquet(synth_rows) if synth_rows else None
-    rows = merge(
-        ray.data.read_parquet(weak_labels), config.data.labels, config.merge, synth, seed=config.seed
-    )
+    weak = ray.data.read_parquet(weak_labels)
+    label_model_report = None
+    if merge_config.label_model is None:
+        rows = merge(weak, labels, merge_config, synth, seed=seed)
+    else:
+        scopes = weak_sources(config)
+        votes_path = write_parquet(collect(weak, labels, list(scopes), synth), f"{output}_votes")
+        votes = ray.data.read_parquet(votes_path)
+        lm_config = merge_config.label_model
+        given = dict(lm_config.sources)
+        for source, scope in scopes.items():  # each weak source's scope, unless the config gives one
+            given.setdefault(source, SourceConfig(labels=scope))
+        model, label_model_report = fit_label_model(
+            votes.iter_batches(batch_format="pyarrow"),
+            labels,
+            lm_config.model_copy(update={"sources": given}),
+            seed=seed,
+        )
+        rows = votes.map_batches(
+            partial(label_model_rows, model=model, labels=labels, config=merge_config, seed=seed),
+            batch_format="pyarrow",
+        )
     path = write_parquet(rows, output)
     stats = label_statistics(ray.data.read_parquet(path).select_columns(["spans"]).iter_rows())
+    before = dict(stats["per_label"])
+    keep = balance_rates(before, merge_config.max_label_share)
+    if keep:
+        balanced = ray.data.read_parquet(path).map_batches(
+            partial(balance_batch, keep=keep, seed=seed), batch_format="pyarrow"
+        )
+        path = write_parquet(balanced.materialize(), output)
+    replay = replay_sample(gold, round(config.loop.replay * stats["rows"]), seed, iteration)
+    if replay:
+        table = pa.Table.from_pylist([dict(r) for r in replay], schema=TRAINING_SCHEMA)
+        path = write_parquet(
+            ray.data.read_parquet(path).union(ray.data.from_arrow(table)).materialize(), output
+        )
+    if keep or replay:
+        stats = label_statistics(ray.data.read_parquet(path).select_columns(["spans"]).iter_rows())
     return MergeReport(
         path=path,
         rows=stats["rows"],
@@ -128,6 +183,10 @@ def merge_training_rows(
         per_label=dict(stats["per_label"]),
         statistics=stats,
         seconds=time.perf_counter() - started,
+        per_label_before_balance=before if keep else None,
+        replay_rows=len(replay),
+        label_model=label_model_report,
+        label_model_params=model.model_dump() if label_model_report is not None else None,
     )
 
 
@@ -142,10 +201,13 @@ def label_corpus(
     return weak, merge_training_rows(config, weak.path, f"{output}/train_rows", synth_rows)
 
 
-def write_gold_training_rows(config: PipelineConfig, gold_path: str, output: str) -> str:
-    """Gold rows from JSONL as training-row Parquet under `output` (the seed model trains on them)."""
-    rows = gold_training_rows(read_gold(gold_path), config.data.labels)
-    return write_parquet(ray.data.from_items(rows), output)
+def write_seed_rows(config: PipelineConfig, output: str) -> tuple[str, list[str]]:
+    """The seed's gold rows (`data.seed_gold`, every set) as training-row Parquet under `output`;
+    returns the path and the union of the sets' labels (the seed's negative-label pool)."""
+    rows, labels = gold_training_rows(config.data.seed_gold, config.merge.negatives_per_row, config.seed)
+    if not rows:
+        raise ValueError(f"data.seed_gold holds no rows: {[s.path for s in config.data.seed_gold]}")
+    return write_parquet(ray.data.from_items(rows), output), labels
 
 
 def train_on_rows(
@@ -155,13 +217,15 @@ def train_on_rows(
     start_model: str | None = None,
     *,
     settings: TrainConfig | None = None,
+    label_pool: Sequence[str] = (),
     tracking: tuple[str, str] | None = None,
     step_hook: StepHook | None = None,
 ) -> TrainReport:
     """Fine-tune `start_model` (default: a new model on the backbone) on training rows (Parquet) with
     `settings` (default `config.train`); the best checkpoint by dev F1 lands in `output/best`.
 
-    `tracking` = (MLflow URI, run id) receives the step metrics."""
+    Rows without a label set offer labels sampled from `data.labels` and `label_pool`; `tracking` =
+    (MLflow URI, run id) receives the step metrics."""
     if not is_uri(rows_path) and not Path(rows_path).exists():
         raise FileNotFoundError(f"training rows not found: {rows_path} (Parquet from `label`)")
     if start_model is not None:
@@ -176,6 +240,8 @@ def train_on_rows(
         config=settings or config.train,
         start_model=start_model or new_model(config, f"{output}/base"),
         labels=config.prompts(),
+        label_pool=list(dict.fromkeys([*config.data.labels, *label_pool])),
+        soft_targets=config.merge.soft_targets,
         dev=read_gold(config.data.dev_gold),
         eval_threshold=config.eval.threshold,
         num_rows=n_rows,

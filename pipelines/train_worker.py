@@ -43,8 +43,12 @@ class TrainSpec:
 
     config: TrainConfig
     start_model: str  # gliner_core checkpoint folder to fine-tune
-    labels: dict[str, str]  # label -> prompt, for dev scoring and negative sampling
+    labels: dict[str, str]  # label -> prompt, for dev scoring
     dev: list[dict] = field(default_factory=list)  # gold rows scored each epoch (empty: no scoring)
+    label_pool: list[str] = field(
+        default_factory=list
+    )  # negatives for rows without a label set (default: labels)
+    soft_targets: bool = False  # a span's score is its target (else 1)
     eval_threshold: float = 0.5
     num_rows: int = 0  # training rows in all shards together
     seed: int = 0
@@ -139,7 +143,7 @@ def train_step(state: WorkerState, spec: TrainSpec, rows: list, rng: random.Rand
 
     config = spec.config
     try:
-        batch = state.model.training_batch(rows, list(spec.labels), rng)
+        batch = state.model.training_batch(rows, spec.label_pool or list(spec.labels), rng)
     except ValueError:
         return None
     autocast = (

@@ -28,12 +28,15 @@ def test_views_names_descriptions_synonyms():
 
 
 def test_config_and_errors():
-    config = PromptViewsConfig(
-        names=False, descriptions=False, label_synonyms={"drug": ["medication"]}, prefix="g"
-    )
-    assert config.views(LABELS, {"drug": "ignored when descriptions is off"}) == {
-        "g:synonyms:1": {"drug": "medication"}
+    prompts = {label: label for label in LABELS} | {"drug": "a medication"}
+    assert PromptViewsConfig().views(prompts, {"drug": ["medication"]}) == {"gliner": prompts}
+    assert PromptViewsConfig(names=True, synonyms=True).views(prompts, {"drug": ["medication"]}) == {
+        "gliner": prompts,
+        "gliner:names": {label: label for label in LABELS},
+        "gliner:synonyms:1": {"drug": "medication"},
     }
+    plain = {label: label for label in LABELS}  # no description: a names view would repeat the main one
+    assert PromptViewsConfig(names=True).views(plain) == {"gliner": plain}
     with pytest.raises(
         ValueError, match=r"label_synonyms name labels that are not in the label set .*\['dose'\]"
     ):

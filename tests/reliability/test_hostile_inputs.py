@@ -213,7 +213,9 @@ def test_weak_label_stage_over_good_and_hostile_rows(ray_local, tiny_model):
     texts = [c.cleaned or c.text for c in TEXTS if c.expect != "windows"]
     docs = [{"doc_id": f"d{i}", "text": t, "source": "hostile"} for i, t in enumerate([GOOD, *texts, GOOD])]
     config = WeakLabelConfig(batch_size=2, actors=1, threshold=0.0)
-    out = weak_label(ray.data.from_items(docs), tiny_model, {"person": "person"}, config).take_all()
+    out = weak_label(
+        ray.data.from_items(docs), tiny_model, {"gliner": {"person": "person"}}, config
+    ).take_all()
     assert sorted(r["doc_id"] for r in out) == sorted(d["doc_id"] for d in docs)
     for row in out:
         for s in row["spans"]:
