@@ -64,7 +64,10 @@ def read_corpus(config: PipelineConfig) -> ray.data.Dataset:
 
 
 def new_model(config: PipelineConfig, path: str) -> str:
-    """A GLiNER on the configured backbone with untrained heads, saved at `path`."""
+    """A GLiNER on the configured backbone with heads initialised from `config.seed`, saved at `path`."""
+    import torch
+
+    torch.manual_seed(config.seed)
     GLiNER.from_backbone(backbone_path(config.model.backbone), **config.model.settings).save_pretrained(path)
     return path
 

@@ -121,8 +121,9 @@ def restore(spec: TrainSpec, world: int) -> WorkerState:
     return state
 
 
-def batches(spec: TrainSpec, skip: int) -> Iterator[tuple[int, list]]:
-    """(batch number in the epoch, training rows) of this worker's shard, after the first `skip`."""
+def batches(spec: TrainSpec, epoch: int, skip: int) -> Iterator[tuple[int, list]]:
+    """(batch number in the epoch, training rows) of this worker's shard, after the first `skip`;
+    shuffled within a window, seeded by `spec.seed` and the epoch (a resumed epoch repeats its order)."""
     from gliner_core.training import TrainingRow
 
     shard = ray.train.get_dataset_shard("train")
@@ -254,7 +255,7 @@ def train_loop(loop_config: dict) -> None:
     while state.epoch < config.epochs:
         losses: list[float] = []
         done = state.skip
-        for done, rows in batches(spec, state.skip):
+        for done, rows in batches(spec, state.epoch, state.skip):
             loss = train_step(state, spec, rows, rng, device)
             if loss is None:
                 continue

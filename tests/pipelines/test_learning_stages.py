@@ -187,3 +187,33 @@ def test_merge_stage_with_a_label_model_soft_targets_and_replay(ray_local, tmp_p
     assert {s["label"] for r in weak_rows for s in r["spans"]} == {"person", "location", "date"}
     assert all({s["label"] for s in r["spans"]} <= set(r["labels"]) for r in weak_rows)
     assert (tmp_path / "rows_votes").is_dir()  # every source's votes, kept for review and audit
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path):
+    """One `seed` drives the heads' initialisation, the training order, negative sampling and the
+    merge: the same config run twice gives the same dev scores."""
+    from pipelines.self_training import run
+
+    def config(name: str) -> PipelineConfig:
+        return PipelineConfig.model_validate(
+            {
+                "name": name,
+                "seed": 7,
+                "storage_path": str(tmp_path / name),
+                "data": {"max_documents": 16},
+                "model": {"settings": {"hidden_size": 32, "max_len": 48, "dropout": 0.1}},
+                "seed_train": {"epochs": 2, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
+                "train": {"epochs": 1, "batch_size": 8},
+                "loop": {"iterations": 1, "patience": 1},
+                "tracking": {"sample_predictions": 0},
+            }
+        )
+
+    first, second = run(config("first")), run(config("second"))
+    assert first.start_f1 == pytest.approx(second.start_f1, abs=0.005)
+    assert [r.dev_f1 for r in first.iterations] == pytest.approx(
+        [r.dev_f1 for r in second.iterations], abs=0.005
+    )
+    assert first.start_per_label_f1 == pytest.approx(second.start_per_label_f1, abs=0.005)
