@@ -208,12 +208,17 @@ class Console:
         os.dup2(write_fd, 1)
         os.dup2(write_fd, 2)
         os.close(write_fd)
+        # Python-level writers too, in case sys.stdout/stderr do not write to fds 1/2 (pytest, notebooks)
+        python_streams = sys.stdout, sys.stderr
+        sys.stdout = open(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)  # noqa: SIM115
+        sys.stderr = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)  # noqa: SIM115
         try:
             yield console
         finally:
             for stream in (sys.stdout, sys.stderr):
                 with contextlib.suppress(Exception):
-                    stream.flush()
+                    stream.flush()  # not closed: a thread (Ray's log monitor) may still hold it
+            sys.stdout, sys.stderr = python_streams
             os.dup2(saved_out, 1)  # closes the pipe's last writers: the reader drains and ends
             os.dup2(saved_err, 2)
             os.close(saved_out)

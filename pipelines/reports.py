@@ -152,3 +152,21 @@ class EvalReport:
             metrics={f"{self.name}_{k}": v for k, v in self.scores.to_dict().items()},
             text_artifacts=texts,
         )
+
+
+@dataclass
+class SynthStageReport:
+    """The synth stage inside the loop: `synth.stage.SynthReport` (counts per task and status)."""
+
+    report: Any  # synth.stage.SynthReport
+
+    def summary(self) -> str:
+        ok = sum(by_status.get("ok", 0) for by_status in self.report.counts.values())
+        return f"{self.report.rows} LLM rows, {ok} ok, {sum(self.report.spans.values())} grounded spans"
+
+    def tracked(self) -> Tracked:
+        return Tracked(
+            metrics=self.report.metrics(),
+            params={"synth_rows_path": self.report.output},
+            text_artifacts={"synth_report.md": self.report.table()},
+        )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
-from mlflow.tracking import MlflowClient
 
 from gliner_core.gliner import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, check_label_prompts
 from pipelines import stages
@@ -31,20 +29,10 @@ from pipelines.console import Console
 from pipelines.gold import gold_training_rows
 from pipelines.promotion import decide
 from pipelines.read import read_gold
-from pipelines.reports import EvalReport
+from pipelines.reports import EvalReport, SynthStageReport
 from pipelines.runtime import ensure_ray
-from pipelines.storage import check_writable, is_uri, redact_config, redact_uri, resolve
-from pipelines.tracking import (
-    champion,
-    flatten,
-    log_json,
-    log_model,
-    log_report,
-    promote,
-    tag_decision,
-    tracking_uri,
-    use_experiment,
-)
+from pipelines.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
+from pipelines.tracking import Registry, flatten, log_json, log_report, tracking_uri, use_experiment
 
 
 @dataclass
@@ -90,7 +78,7 @@ class SelfTraining:
         self.run = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.root = f"{self.storage.rstrip('/')}/{self.run}"
         self.uri = tracking_uri(config.tracking.tracking_uri, config.storage_path)
-        self.client = MlflowClient(self.uri)
+        self.registry = Registry(self.uri, config.tracking.registered_model, config.tracking.champion_alias)
         self.console = console or Console()
         self.run_id: str | None = None  # the MLflow parent run, once started
         self.dev = read_gold(config.data.dev_gold)
@@ -119,9 +107,7 @@ class SelfTraining:
         return report
 
     def register(self, model_path: str) -> str:
-        return log_model(
-            model_path, self.labels, self.config.eval.threshold, self.config.tracking.registered_model
-        )
+        return self.registry.register(model_path, self.labels, self.config.eval.threshold)
 
     def train(self, rows_path: str, start: str, folder: str, seed: bool = False, label_pool=()) -> str:
         run = mlflow.active_run()
@@ -152,9 +138,7 @@ class SelfTraining:
         """(checkpoint path, registry version) to start from."""
         start = self.config.loop.start_from
         if start == "champion":
-            found = champion(
-                self.client, self.config.tracking.registered_model, self.config.tracking.champion_alias
-            )
+            found = self.registry.champion()
             if found:
                 self.say(f"starting from the registry's champion, version {found[0]}")
                 return found[1], found[0]
@@ -180,16 +164,15 @@ class SelfTraining:
         output = f"{self.root}/synth_rows"
         with mlflow.start_run(run_name="synth", nested=True), self.console.stage("synth") as line:
             report = stages.synthesize_corpus(self.config, documents, synth.config, output, run_id=self.run)
-            mlflow.log_metrics(report.metrics())
-            mlflow.log_text(report.table(), "synth_report.md")
-            mlflow.log_param("synth_rows_path", output)
-            line.done(f"{report.rows} rows")
+            tracked = SynthStageReport(report)
+            log_report(tracked)
+            line.done(tracked.summary())
         return output
 
     def iteration(
-        self, k: int, current: str, start: str, synth: str | None, documents
+        self, k: int, current: str, start: str, synth: str | None, documents, champion: EvalReport
     ) -> IterationResult | None:
-        """Weak-label → merge → train → evaluate → register; None when the merge leaves no rows."""
+        """Weak-label → merge → train → evaluate → register → decide; None when the merge leaves no rows."""
         folder = f"{self.root}/iter_{k:02d}"
         with self.console.stage("weak-label") as line:
             weak = stages.weak_label_corpus(self.config, documents, current, f"{folder}/weak_labels")
@@ -207,18 +190,52 @@ class SelfTraining:
         origin = current if self.config.loop.retrain_from == "previous" else start
         trained = self.train(merged.path, origin, folder, label_pool=self.gold_labels)
         report = self.evaluate(trained, sample=True)
+        version = self.register(trained)
+        decision = decide(report, champion, self.config.loop)
+        self.registry.record_decision(version, decision.promote, decision.reason)
+        if decision.promote:
+            self.registry.promote(version, report.micro_f1)
+        self.say(f"iteration {k}: {'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
+        seconds = {"weak_label": weak.seconds, "merge": merged.seconds}
+        mlflow.log_metrics({f"seconds_{name}": value for name, value in seconds.items()})
         return IterationResult(
             k,
             report.micro_f1,
             None,
             trained,
-            self.register(trained),
-            False,
+            version,
+            decision.promote,
             merged.rows,
-            {"weak_label": weak.seconds, "merge": merged.seconds},
+            seconds,
             report.per_label_f1(),
-            dev=report,
+            decision.reason,
+            report,
         )
+
+    def start_report(self, model: str, version: str | None) -> EvalReport:
+        """The start model's dev scores; a new seed is registered and made champion until beaten."""
+        with mlflow.start_run(run_name="start-model", nested=True):
+            report = self.evaluate(model, sample=True)
+            if version is None:
+                self.registry.promote(self.register(model), report.micro_f1)
+        mlflow.log_metric("champion_dev_micro_f1", report.micro_f1, step=0)
+        return report
+
+    def log_job(self, run_id: str) -> None:
+        """The job's resolved config (credentials redacted), labels and fingerprint on its parent run."""
+        public = redact_config(self.config.model_dump(mode="json"))
+        assert isinstance(public, dict)
+        mlflow.log_params(flatten(public))
+        mlflow.log_params(
+            {
+                "labels": json.dumps(list(self.labels)),
+                "dev_rows": len(self.dev),
+                "config_fingerprint": self.config.fingerprint(),
+            }
+        )
+        log_json(public, "config.json")
+        self.run_id = run_id
+        self.say(f"MLflow run {run_id} at {redact_uri(self.uri)}")
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -228,96 +245,39 @@ class SelfTraining:
         use_experiment(cfg.tracking.experiment, self.uri, cfg.storage_path)
         documents = stages.read_corpus(cfg)
         with mlflow.start_run(run_name=self.run) as parent:
-            public = redact_config(cfg.model_dump(mode="json"))  # no credentials from URIs
-            assert isinstance(public, dict)
-            mlflow.log_params(flatten(public))
-            mlflow.log_params(
-                {
-                    "labels": json.dumps(list(self.labels)),
-                    "dev_rows": len(self.dev),
-                    "config_fingerprint": cfg.fingerprint(),
-                }
-            )
-            log_json(public, "config.json")
-            self.run_id = parent.info.run_id
-            self.say(f"MLflow run {parent.info.run_id} at {redact_uri(self.uri)}")
-
+            self.log_job(parent.info.run_id)
             current, version = self.start_model()
-            with mlflow.start_run(run_name="start-model", nested=True):
-                best = self.evaluate(current, sample=True)
-                if version is None:  # a new seed: register it, it is the champion until beaten
-                    version = self.register(current)
-                    promote(
-                        self.client,
-                        cfg.tracking.registered_model,
-                        version,
-                        cfg.tracking.champion_alias,
-                        best.micro_f1,
-                    )
-            mlflow.log_metric("champion_dev_micro_f1", best.micro_f1, step=0)
-            start_report, start_path, best_path, stale = best, current, current, 0
+            start = best = self.start_report(current, version)
+            start_path, best_path, stale = current, current, 0
             synth = self.synth_rows(documents)
             results: list[IterationResult] = []
             for k in range(1, cfg.loop.iterations + 1):
                 self.say(f"iteration {k} of {cfg.loop.iterations}")
                 with mlflow.start_run(run_name=f"iteration-{k}", nested=True):
-                    result = self.iteration(k, current, start_path, synth, documents)
-                    if result is None:
-                        break
-                    assert result.version is not None and result.dev is not None
-                    candidate = result.dev
-                    decision = decide(candidate, best, cfg.loop)
-                    tag_decision(
-                        self.client,
-                        cfg.tracking.registered_model,
-                        result.version,
-                        decision.promote,
-                        decision.reason,
-                    )
-                    result.promoted, result.reason = decision.promote, decision.reason
-                    if decision.promote:
-                        promote(
-                            self.client,
-                            cfg.tracking.registered_model,
-                            result.version,
-                            cfg.tracking.champion_alias,
-                            result.dev_f1,
-                        )
-                        best, best_path, stale = candidate, result.model_path, 0
-                    else:
-                        stale += 1
-                    mlflow.log_metrics({f"seconds_{name}": value for name, value in result.seconds.items()})
-                    results.append(result)
-                    verdict = "promoted" if decision.promote else "not promoted"
-                    self.say(f"iteration {k}: {verdict}: {decision.reason}")
+                    result = self.iteration(k, current, start_path, synth, documents, best)
+                if result is None:
+                    break
+                results.append(result)
+                if result.promoted and result.dev is not None:
+                    best, best_path, stale = result.dev, result.model_path, 0
+                else:
+                    stale += 1
                 mlflow.log_metric("champion_dev_micro_f1", best.micro_f1, step=k)
                 current = result.model_path  # model k labels the corpus for, and starts, iteration k + 1
                 if stale >= cfg.loop.patience:
                     self.say(f"no improvement for {stale} iteration(s): stopping")
                     break
-
-            final = f"{self.root}/champion"
-            copy_model(best_path, final)
+            final = copy_tree(best_path, f"{self.root}/champion")
             mlflow.log_metric("final_champion_dev_micro_f1", best.micro_f1)
             return RunSummary(
                 parent.info.run_id,
                 self.uri,
-                start_report.micro_f1,
+                start.micro_f1,
                 best.micro_f1,
                 final,
                 results,
-                start_report.per_label_f1(),
+                start.per_label_f1(),
             )
-
-
-def copy_model(source: str, target: str) -> None:
-    """A checkpoint folder to `target` (local or any pyarrow filesystem URI)."""
-    if not is_uri(source) and not is_uri(target):
-        shutil.copytree(source, target, dirs_exist_ok=True)
-        return
-    import pyarrow.fs
-
-    pyarrow.fs.copy_files(source, target)
 
 
 def summary_table(console: Console, summary: RunSummary, labels: list[str]) -> None:
@@ -358,9 +318,9 @@ def job_log(job: SelfTraining, verbose: bool) -> Iterator[Console]:
     finally:
         job.console = Console()
         if is_uri(job.root):
-            copy_model(local, f"{job.root}/job.log")
+            copy_tree(local, f"{job.root}/job.log")
         if job.run_id and Path(local).is_file():
-            job.client.log_artifact(job.run_id, local)
+            job.registry.client.log_artifact(job.run_id, local)
 
 
 def run(config: PipelineConfig, verbose: bool = False) -> RunSummary:

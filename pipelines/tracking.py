@@ -151,3 +151,30 @@ def tag_decision(
     )
     client.set_model_version_tag(registered_model, version, "promotion_reason", reason)
     mlflow.set_tags({"promotion": "promoted" if promoted else "kept out", "promotion_reason": reason})
+
+
+class Registry:
+    """The job's registered model: register versions, find and move the champion alias, record decisions."""
+
+    def __init__(self, uri: str, registered_model: str, alias: str):
+        self.uri, self.name, self.alias = uri, registered_model, alias
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:  # created on first use: constructing it may create the SQLite tables
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    def champion(self) -> tuple[str, str] | None:
+        """(version, local checkpoint path) of the champion, or None when there is none."""
+        return champion(self.client, self.name, self.alias)
+
+    def register(self, model_dir: str, labels: Mapping[str, str], threshold: float) -> str:
+        return log_model(model_dir, labels, threshold, self.name)
+
+    def promote(self, version: str, f1: float) -> None:
+        promote(self.client, self.name, version, self.alias, f1)
+
+    def record_decision(self, version: str, promoted: bool, reason: str) -> None:
+        tag_decision(self.client, self.name, version, promoted, reason)

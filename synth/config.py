@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 
@@ -176,7 +176,12 @@ class LocalEngineConfig(_Strict):
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     batch_size: int = Field(4, ge=1, description="requests per generate() call")
-    actors: int = Field(1, ge=1, description="model replicas in the Ray stage")
+    num_workers: int = Field(
+        1,
+        ge=1,
+        validation_alias=AliasChoices("num_workers", "actors"),
+        description="model replicas (Ray actors)",
+    )
     num_cpus: float = Field(1.0, gt=0)
     num_gpus: float = Field(0.0, ge=0)
     torch_threads: int | None = Field(None, ge=1)
@@ -201,7 +206,12 @@ class HttpEngineConfig(_Strict):
     backoff_max_s: float = Field(8.0, ge=0)
     timeout_s: float = Field(120.0, gt=0, description="per request, including the answer body")
     batch_size: int = Field(32, ge=1, description="rows per Ray Data batch")
-    workers: int = Field(1, ge=1, description="Ray Data actors sending requests")
+    num_workers: int = Field(
+        1,
+        ge=1,
+        validation_alias=AliasChoices("num_workers", "workers"),
+        description="Ray actors sending requests",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -218,7 +228,11 @@ class VllmEngineConfig(_Strict):
     model: str = DEFAULT_MODEL
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
-    concurrency: int | tuple[int, int] = Field(1, description="vLLM engine replicas (or min, max)")
+    num_workers: int | tuple[int, int] = Field(
+        1,
+        validation_alias=AliasChoices("num_workers", "concurrency"),
+        description="vLLM engine replicas (or min, max): Ray Data LLM's `concurrency`",
+    )
     batch_size: int = Field(64, ge=1)
     max_model_len: int = Field(8192, ge=256)
     gpu_memory_utilization: float = Field(0.90, gt=0, le=1)

@@ -106,7 +106,7 @@ def synthesize(
         return vllm_synthesize(requests, config, run_id)
     if isinstance(engine, LocalEngineConfig):
         resources: dict[str, Any] = {
-            "compute": ray.data.ActorPoolStrategy(size=engine.actors),
+            "compute": ray.data.ActorPoolStrategy(size=engine.num_workers),
             "num_cpus": engine.num_cpus,
             "batch_size": engine.batch_size,
         }
@@ -115,7 +115,7 @@ def synthesize(
     else:
         assert isinstance(engine, HttpEngineConfig)
         resources = {
-            "compute": ray.data.ActorPoolStrategy(size=engine.workers),
+            "compute": ray.data.ActorPoolStrategy(size=engine.num_workers),
             "num_cpus": 0.25,
             "batch_size": engine.batch_size,
         }

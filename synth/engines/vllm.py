@@ -42,7 +42,7 @@ def processor_config(engine: VllmEngineConfig) -> Any:
     return vLLMEngineProcessorConfig(
         model_source=engine.model,
         engine_kwargs=engine_kwargs,
-        concurrency=engine.concurrency,
+        concurrency=engine.num_workers,
         batch_size=engine.batch_size,
         accelerator_type=engine.accelerator_type,
         max_concurrent_batches=engine.max_concurrent_batches,
