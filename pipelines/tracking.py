@@ -69,6 +69,10 @@ def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
 
 
+class TextRow(BaseModel):
+    text: str  # other fields (a DataFrame's other columns, e.g. an id) are ignored
+
+
 class PredictedEntity(BaseModel):
     start: int  # character offsets into the text, end exclusive
     end: int
@@ -83,8 +87,8 @@ class Prediction(BaseModel):
 
 
 class GLiNERPyfunc(PythonModel):
-    """Texts in, entities out: `predict(["text", …])` (or a DataFrame with a "text" column) ->
-    one `Prediction` per text. The type hints give the registered model its signature; `params`
+    """Texts in, entities out: `predict(DataFrame with a "text" column)` (or `[{"text": …}, …]`) ->
+    one `Prediction` per row. The type hints give the registered model its signature; `params`
     may override `labels` (default: the registered ones, with their prompts) and `threshold`."""
 
     def load_context(self, context) -> None:
@@ -94,14 +98,14 @@ class GLiNERPyfunc(PythonModel):
         self.settings = json.loads(Path(context.artifacts["settings"]).read_text())
 
     def predict(
-        self, context, model_input: list[str], params: dict[str, Any] | None = None
+        self, context, model_input: list[TextRow], params: dict[str, Any] | None = None
     ) -> list[Prediction]:
         params = params or {}
         known: dict[str, str] = self.settings["labels"]  # label -> prompt
         asked = params.get("labels") or list(known)
         labels = {str(label): known.get(str(label), str(label)) for label in asked}
         threshold = float(params.get("threshold", self.settings["threshold"]))
-        texts = [str(t) for t in model_input]
+        texts = [row.text for row in model_input]
         found = self.model.batch_predict_entities(texts, labels, threshold=threshold)
         return [
             Prediction(text=text, entities=[PredictedEntity(**e) for e in entities])
@@ -121,7 +125,7 @@ def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, regis
             registered_model_name=registered_model,
             # the example's params become the signature's params, their defaults the registered ones
             input_example=(
-                ["Ada Lovelace met Charles Babbage in London."],
+                [{"text": "Ada Lovelace met Charles Babbage in London."}],
                 {"labels": list(labels), "threshold": float(threshold)},
             ),
             pip_requirements=["gliner-selftrain", "torch", "transformers", "safetensors", "pandas"],
