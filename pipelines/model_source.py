@@ -153,11 +153,11 @@ def first_line(error: BaseException) -> str:
 def registry_uri(config: PipelineConfig) -> str:
     """The config's tracking URI; fails (without creating anything) when the default SQLite store
     does not exist yet."""
-    from pipelines.tracking import tracking_uri
-
     configured = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not configured and not is_uri(config.storage_path) and not Path(resolve(config.storage_path)).is_dir():
         raise ModelSourceError(f"no model registry yet (no {resolve(config.storage_path)}): {FIRST_RUN}")
+    from pipelines.tracking import tracking_uri
+
     uri = tracking_uri(configured, config.storage_path)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ModelSourceError(f"no model registry yet (no {uri.removeprefix('sqlite:///')}): {FIRST_RUN}")
@@ -311,12 +311,13 @@ def _from_hub(ref: Reference) -> ResolvedModel:
         path = snapshot_download(ref.text)
     except LocalEntryNotFoundError as error:
         why = (
-            "downloads are off (HF_HUB_OFFLINE=1): run with HF_HUB_OFFLINE=0 to download it"
+            "downloads are off (HF_HUB_OFFLINE=1; run with HF_HUB_OFFLINE=0 to download it)"
             if constants.HF_HUB_OFFLINE
             else f"the hub cannot be reached ({first_line(error)})"
         )
         raise ModelSourceError(
-            f"hub model {ref.text} is not in the local Hugging Face cache and {why}"
+            f"model not found: {ref.text} is no folder here, and as a hub id it is not in the local "
+            f"Hugging Face cache: {why}"
         ) from error
     except GatedRepoError as error:
         raise ModelSourceError(f"hub model {ref.text} is gated: accept its terms and set HF_TOKEN") from error
