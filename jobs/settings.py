@@ -72,20 +72,33 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     node[leaf] = value
 
 
-def load_config(
+def config_data(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     fields: Mapping[str, Any] | None = None,
-) -> PipelineConfig:
-    """The file (default: the built-in local profile), then `overrides`, then flag `fields`
-    (`{"loop.iterations": 3}`; None values are ignored), validated once."""
+) -> dict[str, Any]:
+    """What the user set: the file (default: nothing, i.e. the built-in local profile), then
+    `overrides`, then flag `fields` (`{"loop.iterations": 3}`; None values are ignored), unvalidated."""
     data = read_mapping(path) if path else {}
     for assignment in overrides:
         apply_override(data, assignment)
     for key, value in (fields or {}).items():
         if value is not None:
             apply_override(data, f"{key}={json.dumps(value)}")
+    return data
+
+
+def validate(data: Mapping[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as error:
         raise UserError(f"bad configuration: {describe_validation_error(error)}") from error
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    fields: Mapping[str, Any] | None = None,
+) -> PipelineConfig:
+    """The file, then `overrides`, then flag `fields` (see `config_data`), validated once."""
+    return validate(config_data(path, overrides, fields))
