@@ -5,10 +5,12 @@ Pipeline commands (run here, or on a cluster through `submit`):
 Cluster commands:
     submit, schedule, status, logs
 
-Every pipeline command reads the same YAML config (`--config`, default: the built-in local profile),
-takes `--set section.key=value` overrides, and prints the resolved config with `--dry-run`. User
-mistakes end with one `error: …` line and exit code 2; heavy imports happen inside the commands so
-`--help` is fast.
+Every pipeline command takes the same options (`pipeline_command`): the YAML config (`--config`,
+default: the built-in local profile), `--set section.key=value` overrides, `--storage`,
+`--ray-address` and `--dry-run` (prints the resolved config). A `--model` is a folder, `champion`
+(the default: the registry's), `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a hub id
+(pipelines/model_source.py). Usage mistakes get Click's usage message, other user mistakes one
+`error: …` line, both exit code 2; heavy imports happen inside the commands so `--help` is fast.
 """
 
 from __future__ import annotations

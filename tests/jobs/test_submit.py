@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -245,3 +246,17 @@ def test_scheduled_ids_do_not_depend_on_the_deployed_code(tmp_path):
             ids[commit, code_in_id] = job.submission_id()
     assert ids["aaa", True] != ids["bbb", True]
     assert ids["aaa", False] == ids["bbb", False]
+
+
+def test_the_cluster_config_from_outside_the_cluster_needs_allow_missing_paths(tmp_path):
+    """infra/config/cluster.yaml reads gold sets under /shared, which only the cluster mounts: a
+    submitter elsewhere (e.g. the CronJob's pod) must say so with --allow-missing-paths."""
+    import shutil
+
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "infra" / "config" / "cluster.yaml", tmp_path / "config" / "pipeline.yaml")
+    command = ["self-train", "--config", "config/pipeline.yaml"]
+    if not Path("/shared/gold/seed.jsonl").exists():
+        with pytest.raises(UserError, match="data.seed_gold /shared/gold/seed.jsonl does not exist here"):
+            JobSpec.build(command, tmp_path)
+    assert JobSpec.build(command, tmp_path, allow_missing_paths=True).config_hash
