@@ -172,11 +172,16 @@ def cluster_client(address: str | None):
         raise UserError("no cluster address: pass --address http://HEAD:8265 or set RAY_ADDRESS")
     logging.getLogger("ray.dashboard").setLevel(logging.WARNING)  # not a line per file uploaded
     logging.getLogger("ray._private.runtime_env.packaging").setLevel(logging.WARNING)
+    # "Directory '.git' is now ignored by default…" on every upload: our excludes name it anyway
+    logging.getLogger("ray._private.runtime_env.working_dir").addFilter(
+        lambda record: "is now ignored by default" not in record.getMessage()
+    )
     try:
         return JobSubmissionClient(address, headers=auth_headers())
     except AuthenticationError as error:
         raise UserError(
-            f"the Ray cluster at {address} refused the credentials: set RAY_AUTH_TOKEN to its token "
+            f"the Ray cluster at {address} refused the credentials: set RAY_AUTH_TOKEN to its token, or "
+            "RAY_AUTH_MODE=token to send the one in ~/.ray/auth_token (a local `ray start` writes it) "
             f"({str(error).splitlines()[0]})"
         ) from error
     except (ConnectionError, RuntimeError, ValueError) as error:

@@ -46,14 +46,17 @@ FIXES = "use an absolute path on storage the cluster shares, a URI (s3://…), o
 def left_out(folder: Path, path: Path, excludes: Sequence[str] = EXCLUDES) -> str | None:
     """None when `path` (inside `folder`) is uploaded with `folder` as a working directory; else why
     not, e.g. "runs/ is excluded from every upload" or ".gitignore ignores scratch/model". Ray's own
-    matching (runtime_env packaging; Ray is pinned in pyproject), applied as Ray walks the tree: the
-    excludes, then each .gitignore (unless RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1) and .rayignore met."""
+    matching (runtime_env packaging; Ray is pinned in pyproject), applied as Ray walks the tree: Ray's
+    default excludes and `excludes`, then each .gitignore (unless RAY_RUNTIME_ENV_IGNORE_GITIGNORE=1)
+    and .rayignore met."""
+    from ray._private.ray_constants import get_runtime_env_default_excludes
     from ray._private.runtime_env.packaging import _get_excludes, _get_ignore_file
 
     ignore_files = [".rayignore"]
     if os.environ.get("RAY_RUNTIME_ENV_IGNORE_GITIGNORE", "0") != "1":
         ignore_files.insert(0, ".gitignore")
-    matchers = [(_get_excludes(folder, list(excludes)), "")]
+    every_upload = get_runtime_env_default_excludes() + list(excludes)  # Ray's own (.git, venv, …), ours
+    matchers = [(_get_excludes(folder, every_upload), "")]
     node = folder
     for part in ("", *path.relative_to(folder).parts):
         node = node / part if part else node
