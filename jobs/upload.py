@@ -23,7 +23,7 @@ from pipelines.config import PipelineConfig
 EXCLUDES = [".git", ".venv", "runs", "mlruns", "mlartifacts", "*.db", "__pycache__", ".*_cache", "outputs"]
 
 # Options of the pipeline commands that name something the job reads (a model may also be a
-# registry reference or a hub id), and what each command writes to.
+# registry reference or a hub id), and the commands that write (to --output, else storage_path).
 INPUT_OPTIONS = ("--rows", "--synth-rows", "--gold", "--file", "--synth-config")
 MODEL_OPTIONS = ("--model", "-m")
 WRITING_COMMANDS = ("self-train", "synth", "label", "train")
