@@ -11,9 +11,9 @@ from typing import Any
 
 import mlflow
 import mlflow.pyfunc
-import pandas as pd
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
 
 from pipelines.reports import Tracked
 from pipelines.storage import redact_uri, resolve
@@ -83,8 +83,27 @@ def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
 
 
+class TextRow(BaseModel):
+    text: str  # other fields (a DataFrame's other columns, e.g. an id) are ignored
+
+
+class PredictedEntity(BaseModel):
+    start: int  # character offsets into the text, end exclusive
+    end: int
+    text: str
+    label: str
+    score: float
+
+
+class Prediction(BaseModel):
+    text: str
+    entities: list[PredictedEntity]
+
+
 class GLiNERPyfunc(PythonModel):
-    """Text in, entities out: `predict(DataFrame with "text")` -> DataFrame with "entities" (JSON)."""
+    """Texts in, entities out: `predict(DataFrame with a "text" column)` (or `[{"text": …}, …]`) ->
+    one `Prediction` per row. The type hints give the registered model its signature; `params`
+    may override `labels` (default: the registered ones, with their prompts) and `threshold`."""
 
     def load_context(self, context) -> None:
         from gliner_core import GLiNER
@@ -92,16 +111,20 @@ class GLiNERPyfunc(PythonModel):
         self.model = GLiNER.from_pretrained(context.artifacts["gliner"])
         self.settings = json.loads(Path(context.artifacts["settings"]).read_text())
 
-    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: list[TextRow], params: dict[str, Any] | None = None
+    ) -> list[Prediction]:
         params = params or {}
-        if isinstance(model_input, pd.DataFrame):
-            texts = model_input["text"].astype(str).tolist()
-        else:
-            texts = [str(t) for t in model_input]
-        labels = params.get("labels") or self.settings["labels"]
+        known: dict[str, str] = self.settings["labels"]  # label -> prompt
+        asked = params.get("labels") or list(known)
+        labels = {str(label): known.get(str(label), str(label)) for label in asked}
         threshold = float(params.get("threshold", self.settings["threshold"]))
+        texts = [row.text for row in model_input]
         found = self.model.batch_predict_entities(texts, labels, threshold=threshold)
-        return pd.DataFrame({"text": texts, "entities": [json.dumps(e, ensure_ascii=False) for e in found]})
+        return [
+            Prediction(text=text, entities=[PredictedEntity(**e) for e in entities])
+            for text, entities in zip(texts, found, strict=True)
+        ]
 
 
 def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, registered_model: str) -> str:
@@ -114,6 +137,11 @@ def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, regis
             python_model=GLiNERPyfunc(),
             artifacts={"gliner": model_dir, "settings": str(settings)},
             registered_model_name=registered_model,
+            # the example's params become the signature's params, their defaults the registered ones
+            input_example=(
+                [{"text": "Ada Lovelace met Charles Babbage in London."}],
+                {"labels": list(labels), "threshold": float(threshold)},
+            ),
             pip_requirements=["gliner-selftrain", "torch", "transformers", "safetensors", "pandas"],
         )
     return str(info.registered_model_version)

@@ -138,9 +138,11 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
     champion = client.get_model_version_by_alias("test-gliner", "champion")
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.pyfunc.load_model("models:/test-gliner@champion")
-    out = model.predict(pd.DataFrame({"text": ["Maria Lindqvist joined Helix Biotech in Lagos.", ""]}))
-    assert list(out.columns) == ["text", "entities"] and json.loads(out["entities"][1]) == []
-    assert isinstance(json.loads(out["entities"][0]), list)
+    texts = ["Maria Lindqvist joined Helix Biotech in Lagos.", ""]
+    out = model.predict(pd.DataFrame({"text": texts}))  # typed pyfunc: one Prediction per row
+    assert [p.text for p in out] == texts and out[1].entities == []
+    assert all(texts[0][e.start : e.end] == e.text for e in out[0].entities)
+    assert {p.name for p in model.metadata.signature.params} == {"labels", "threshold"}
 
     # the next job starts from the champion: no seed training
     second = run(tiny_config(tmp_path, mlflow_server, iterations=0))
