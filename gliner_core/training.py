@@ -3,7 +3,12 @@
 Targets depend on the architecture (`config.span_mode`):
   span model   (B, L, K, C): 1 at (start, width, label) of each gold span;
   token model  (B, L, C, 3): per (word, label), 1 where a gold span starts, ends, covers it.
+With `soft_targets=True` a span's target is its probability (`score` of a weak
+label) instead of 1; where spans share a cell the larger value wins.
 A bi-encoder batch also carries the batch's distinct label texts for the label encoder.
+
+`check_training_rows` counts what a set of rows will teach (positive spans,
+spans off word boundaries, too wide, labels not offered) before any training.
 
 The training loop itself (optimiser, schedule, distribution) belongs to the
 caller (`pipelines` runs it under Ray Train); this module gives it batches and
@@ -26,23 +31,54 @@ from gliner_core.text import Words, char_to_word_span, split_words
 
 @dataclass
 class TrainingRow:
-    """Text with character-offset spans; `labels` is the label set to offer (None: sample one)."""
+    """Text with character-offset spans; `labels` is the label set to offer (None: sample one).
+
+    `span_scores` (parallel to `spans`, each in [0, 1]) are the spans'
+    probabilities, used as targets by `make_training_batch(soft_targets=True)`;
+    None means every span is certain (1.0).
+    """
 
     text: str
     spans: list[tuple[int, int, str]]
     labels: list[str] | None = None
     weight: float = 1.0
+    span_scores: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.span_scores is not None:
+            if len(self.span_scores) != len(self.spans):
+                raise ValueError(
+                    f"span_scores has {len(self.span_scores)} values for {len(self.spans)} spans"
+                )
+            for score in self.span_scores:
+                if not 0.0 <= score <= 1.0:  # NaN fails too
+                    raise ValueError(f"span score {score!r} is not a probability in [0, 1]")
 
     @classmethod
     def from_dict(cls, row: Mapping) -> TrainingRow:
-        spans = [(int(s["start"]), int(s["end"]), str(s["label"])) for s in row.get("spans") or []]
+        """From a training-row dict; a span's `score` (missing or None: 1.0) becomes its soft target."""
+        raw = row.get("spans") or []
+        spans = [(int(s["start"]), int(s["end"]), str(s["label"])) for s in raw]
+        scores = [_span_score(s) for s in raw]
         labels = row.get("labels")
         return cls(
             text=row["text"],
             spans=spans,
             labels=list(labels) if labels is not None else None,
             weight=float(row.get("weight", 1.0)),
+            span_scores=scores if any(score != 1.0 for score in scores) else None,
         )
+
+    def targets(self, soft: bool) -> list[float]:
+        """Each span's target: its score with `soft`, else 1.0."""
+        if soft and self.span_scores is not None:
+            return list(self.span_scores)
+        return [1.0] * len(self.spans)
+
+
+def _span_score(span: Mapping) -> float:
+    score = span.get("score")
+    return 1.0 if score is None else float(score)
 
 
 def sample_label_set(
@@ -84,7 +120,13 @@ def make_training_batch(
     label_pool: Sequence[str],
     rng: random.Random,
     pad_token_id: int,
+    soft_targets: bool = False,
 ) -> TrainingBatch:
+    """Tensors for one training step from `rows`; rows without any word are left out.
+
+    `soft_targets=True`: a span's target is its probability (`TrainingRow.span_scores`)
+    instead of 1.0; label smoothing (in the loss) still applies on top.
+    """
     config = encoder.config
     words: list[Words] = [split_words(row.text) for row in rows]
     keep = [i for i, w in enumerate(words) if len(w) > 0]
@@ -105,7 +147,10 @@ def make_training_batch(
     if config.labels_encoder:
         _add_label_texts(batch, encoder, label_sets)
     word_spans = [
-        [(char_to_word_span(w, start, end), label) for start, end, label in row.spans]
+        [
+            (char_to_word_span(w, start, end), label, target)
+            for (start, end, label), target in zip(row.spans, row.targets(soft_targets), strict=True)
+        ]
         for row, w in zip(rows, words, strict=True)
     ]
     build = _token_targets if config.span_mode == "token_level" else _span_targets
@@ -114,24 +159,26 @@ def make_training_batch(
     return TrainingBatch(batch, targets, weights, dropped, label_sets)
 
 
-WordSpans = list[list[tuple[tuple[int, int] | None, str]]]  # per row: (word span or None, label)
+# per row: (word span or None, label, target value)
+WordSpans = list[list[tuple[tuple[int, int] | None, str, float]]]
 
 
 def _span_targets(
     spans: WordSpans, label_sets: list[list[str]], windows: list, L: int, K: int
 ) -> tuple[torch.Tensor, int]:
-    """(B, L, K, C): 1 at (first word, width, label) of each gold span; spans wider than K are dropped."""
+    """(B, L, K, C): the target at (first word, width, label) of each span; spans wider than K are dropped."""
     targets = torch.zeros(len(spans), L, K, max(map(len, label_sets)))
     dropped = 0
     for b, (row_spans, labels, window) in enumerate(zip(spans, label_sets, windows, strict=True)):
         index = {label: c for c, label in enumerate(labels)}
-        for span, label in row_spans:
+        for span, label, value in row_spans:
             if label not in index:
                 continue  # a label the row does not offer is simply not asked about
             if span is None or span[1] - span[0] >= K or span[1] >= window.num_words:
                 dropped += 1
                 continue
-            targets[b, span[0], span[1] - span[0], index[label]] = 1.0
+            cell = (b, span[0], span[1] - span[0], index[label])
+            targets[cell] = max(float(targets[cell]), value)
     return targets, dropped
 
 
@@ -143,16 +190,17 @@ def _token_targets(
     dropped = 0
     for b, (row_spans, labels, window) in enumerate(zip(spans, label_sets, windows, strict=True)):
         index = {label: c for c, label in enumerate(labels)}
-        for span, label in row_spans:
+        for span, label, value in row_spans:
             if label not in index:
                 continue
             if span is None or span[1] >= window.num_words:
                 dropped += 1
                 continue
             first, last, c = span[0], span[1], index[label]
-            targets[b, first, c, 0] = 1.0
-            targets[b, last, c, 1] = 1.0
-            targets[b, first : last + 1, c, 2] = 1.0
+            targets[b, first, c, 0] = max(float(targets[b, first, c, 0]), value)
+            targets[b, last, c, 1] = max(float(targets[b, last, c, 1]), value)
+            inside = targets[b, first : last + 1, c, 2]  # (width,) view
+            inside.clamp_(min=value)
     return targets, dropped
 
 
