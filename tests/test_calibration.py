@@ -119,6 +119,12 @@ def test_per_label_thresholds_are_found(model, gold_thresholds):
     finally:
         model.set_thresholds(None)
     assert "person" in result.table() and result.to_dict()["threshold/person"] == result.thresholds["person"]
+    assert 1 < result.settings_tried <= 3 * len(LABELS) * len(grid) + 1
+
+    micro = calibrate_thresholds(
+        model, rows, LABELS, default_threshold=DEFAULT, floor=0.3, grid=grid, min_support=2, objective="micro"
+    )
+    assert micro.micro_f1_after == 1.0
 
 
 def test_floor_and_fallback(model, gold_thresholds):
@@ -143,3 +149,5 @@ def test_floor_and_fallback(model, gold_thresholds):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="floor"):
         calibrate_thresholds(None, [], LABELS, default_threshold=0.3, floor=0.4)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="objective"):
+        calibrate_thresholds(None, [], LABELS, objective="best")  # type: ignore[arg-type]
