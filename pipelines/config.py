@@ -123,7 +123,9 @@ class ModelConfig(_Section):
 
 
 class WeakLabelConfig(_Section):
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="null: the model's calibrated thresholds, else eval.threshold"
+    )
     flat_ner: bool = True
     batch_size: int = Field(16, ge=1, description="documents per model call")
     num_workers: int = Field(

@@ -130,7 +130,7 @@ class EvalReport:
 
     name: str  # "dev", "test": the prefix of its metrics
     scores: SpanReport
-    threshold: float
+    threshold: float | None  # None: the checkpoint's calibrated per-label thresholds
     sample_html: str | None = None  # gold vs predicted spans of the first rows, for a person to read
     seconds: float = 0.0
 
@@ -142,7 +142,8 @@ class EvalReport:
         return {label: s.f1 for label, s in self.scores.per_label.items()}
 
     def summary(self) -> str:
-        return f"{self.name} micro F1 {self.micro_f1:.4f} (threshold {self.threshold})"
+        at = "calibrated thresholds" if self.threshold is None else f"threshold {self.threshold}"
+        return f"{self.name} micro F1 {self.micro_f1:.4f} ({at})"
 
     def tracked(self) -> Tracked:
         texts = {f"{self.name}_report.txt": self.scores.format_table()}
@@ -169,4 +170,29 @@ class SynthStageReport:
             metrics=self.report.metrics(),
             params={"synth_rows_path": self.report.output},
             text_artifacts={"synth_report.md": self.report.table()},
+        )
+
+
+@dataclass
+class CalibrationReport:
+    """The calibrate stage: per-label thresholds that maximise F1 on the calibration rows, stored with
+    the checkpoint (`gliner_core.calibration.CalibrationResult`)."""
+
+    result: Any  # gliner_core.calibration.CalibrationResult
+    rows: int
+    seconds: float
+
+    def summary(self) -> str:
+        r = self.result
+        moved = ", ".join(f"{label} {t:.2f}" for label, t in r.thresholds.items() if t != r.default_threshold)
+        return (
+            f"{moved or 'every label keeps ' + str(r.default_threshold)}; micro F1 on the {self.rows} "
+            f"calibration rows {r.micro_f1_before:.4f} -> {r.micro_f1_after:.4f}"
+        )
+
+    def tracked(self) -> Tracked:
+        return Tracked(
+            metrics={f"calibration_{k}": v for k, v in self.result.to_dict().items()},
+            json_artifacts={"calibration.json": self.result.to_dict()},
+            text_artifacts={"calibration.txt": self.result.table()},
         )

@@ -123,6 +123,11 @@ class SelfTraining:
             )
             log_report(report)
             line.done(report.summary())
+        if self.config.eval.calibrate:
+            with self.console.stage("calibrate") as line:
+                calibrated = stages.calibrate_model(self.config, report.model_path)
+                log_report(calibrated)
+                line.done(calibrated.summary())
         return report.model_path
 
     def seed_model(self) -> str:

@@ -24,7 +24,7 @@ import ray.data
 
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, TrainConfig
-from pipelines.evaluate import evaluate_rows
+from pipelines.evaluate import evaluate_rows, model_threshold
 from pipelines.gold import gold_training_rows, replay_sample
 from pipelines.label_model import SourceConfig, fit_label_model
 from pipelines.merge import (
@@ -38,7 +38,7 @@ from pipelines.merge import (
     score_quantile,
 )
 from pipelines.read import read_documents, read_gold
-from pipelines.reports import EvalReport, MergeReport, TrainReport, WeakLabelReport
+from pipelines.reports import CalibrationReport, EvalReport, MergeReport, TrainReport, WeakLabelReport
 from pipelines.runtime import backbone_path, ensure_ray
 from pipelines.storage import check_writable, is_uri, resolve, write_parquet
 from pipelines.train_worker import StepHook, TrainSpec
@@ -99,7 +99,8 @@ def weak_label_corpus(
     check_model(model_path)
     started = time.perf_counter()
     views = config.weak_label.views.views(config.prompts(), config.data.label_synonyms)
-    path = write_parquet(weak_label(documents, model_path, views, config.weak_label), output)
+    labeled = weak_label(documents, model_path, views, config.weak_label, config.eval.threshold)
+    path = write_parquet(labeled, output)
     stats = label_statistics(ray.data.read_parquet(path).select_columns(["spans"]).iter_rows())
     histogram = stats["score_histogram"]
     return WeakLabelReport(
@@ -239,9 +240,11 @@ def train_on_rows(
     n_rows = rows.count()
     if n_rows == 0:
         raise ValueError(f"no training rows in {rows_path}")
+    start = start_model or new_model(config, f"{output}/base")
+    check_rows(rows, rows_path, start)
     spec = TrainSpec(
         config=settings or config.train,
-        start_model=start_model or new_model(config, f"{output}/base"),
+        start_model=start,
         labels=config.prompts(),
         label_pool=list(dict.fromkeys([*config.data.labels, *label_pool])),
         soft_targets=config.merge.soft_targets,
@@ -262,6 +265,22 @@ def train_on_rows(
     )
 
 
+CHECKED_ROWS = 5000  # training rows looked at before training starts
+
+
+def check_rows(rows: ray.data.Dataset, rows_path: str, model_path: str) -> None:
+    """Fail before training, with the cause, when the rows cannot teach the model anything: no positive
+    span, most spans not on word boundaries, no row with a word (`gliner_core.check_training_rows`)."""
+    from gliner_core.config import GLiNERConfig
+    from gliner_core.training import check_training_rows
+
+    sample = rows.limit(CHECKED_ROWS).take_all()
+    problems = check_training_rows(sample, GLiNERConfig.from_json_file(model_path)).problems()
+    if problems:
+        where = f"the first {len(sample)} rows of {rows_path}" if len(sample) == CHECKED_ROWS else rows_path
+        raise ValueError(f"not training on {where}: " + "; ".join(problems))
+
+
 def evaluate_model(
     config: PipelineConfig,
     model_path: str,
@@ -274,4 +293,28 @@ def evaluate_model(
     check_model(model_path)
     rows = read_gold(gold or config.data.dev_gold) if gold is None or isinstance(gold, str) else gold
     model = GLiNER.from_pretrained(model_path)
-    return evaluate_rows(model, rows, config.prompts(), config.eval.threshold, name, sample_rows)
+    threshold = model_threshold(model, config.eval.threshold)
+    return evaluate_rows(model, rows, config.prompts(), threshold, name, sample_rows)
+
+
+def calibrate_model(config: PipelineConfig, model_path: str) -> CalibrationReport:
+    """Per-label thresholds of `model_path` that maximise each label's F1 on `eval.calibration_gold`
+    (default: `data.dev_gold`), saved into the checkpoint (`gliner_config.json`)."""
+    from gliner_core.calibration import calibrate_thresholds
+
+    check_model(model_path)
+    started = time.perf_counter()
+    rows = read_gold(config.eval.calibration_gold or config.data.dev_gold)
+    model = GLiNER.from_pretrained(model_path)
+    result = calibrate_thresholds(
+        model,
+        rows,
+        config.prompts(),
+        default_threshold=config.eval.threshold,
+        floor=config.eval.threshold_floor,
+        min_support=config.eval.calibration_min_support,
+        objective="micro",
+    )
+    result.apply(model)
+    model.save_pretrained(model_path)
+    return CalibrationReport(result, len(rows), time.perf_counter() - started)

@@ -118,7 +118,9 @@ class GLiNERPyfunc(PythonModel):
         known: dict[str, str] = self.settings["labels"]  # label -> prompt
         asked = params.get("labels") or list(known)
         labels = {str(label): known.get(str(label), str(label)) for label in asked}
-        threshold = float(params.get("threshold", self.settings["threshold"]))
+        threshold: float | None = float(params.get("threshold", self.settings["threshold"]))
+        if self.settings.get("calibrated") and threshold == self.settings["threshold"]:
+            threshold = None  # not asked for another: the checkpoint's calibrated per-label thresholds
         texts = [row.text for row in model_input]
         found = self.model.batch_predict_entities(texts, labels, threshold=threshold)
         return [
@@ -131,7 +133,10 @@ def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, regis
     """Log the checkpoint as a pyfunc model in the active run and register it; returns the version."""
     with tempfile.TemporaryDirectory() as directory:
         settings = Path(directory) / "settings.json"
-        settings.write_text(json.dumps({"labels": dict(labels), "threshold": threshold}))
+        calibrated = _calibrated_thresholds(model_dir)
+        settings.write_text(
+            json.dumps({"labels": dict(labels), "threshold": threshold, "calibrated": bool(calibrated)})
+        )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=GLiNERPyfunc(),
@@ -144,7 +149,17 @@ def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, regis
             ),
             pip_requirements=["gliner-selftrain", "torch", "transformers", "safetensors", "pandas"],
         )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if calibrated:  # the thresholds it predicts with, on the model version
+        client = MlflowClient()
+        for label, value in calibrated.items():
+            client.set_model_version_tag(registered_model, version, f"threshold/{label}", f"{value:.3f}")
+    return version
+
+
+def _calibrated_thresholds(model_dir: str) -> dict[str, float]:
+    config = json.loads((Path(model_dir) / "gliner_config.json").read_text())
+    return dict(config.get("label_thresholds") or {})
 
 
 def champion(client: MlflowClient, registered_model: str, alias: str) -> tuple[str, str] | None:

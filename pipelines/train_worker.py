@@ -100,6 +100,7 @@ def restore(spec: TrainSpec, world: int) -> WorkerState:
             saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
     else:
         model = GLiNER.from_pretrained(spec.start_model)
+        model.set_thresholds(None)  # thresholds calibrated for the start model do not fit the new one
     model.train()
     module = ray.train.torch.prepare_model(model)  # DDP when world > 1, moved to the worker's device
     config = spec.config
@@ -144,7 +145,7 @@ def train_step(state: WorkerState, spec: TrainSpec, rows: list, rng: random.Rand
 
     config = spec.config
     try:
-        batch = state.model.training_batch(rows, spec.label_pool or list(spec.labels), rng)
+        batch = state.model.training_batch(rows, spec.label_pool or list(spec.labels), rng, spec.soft_targets)
     except ValueError:
         return None
     autocast = (

@@ -17,6 +17,7 @@ import ray.data
 
 from pipelines.config import WeakLabelConfig
 from pipelines.console import emit, progress_line
+from pipelines.evaluate import model_threshold
 from pipelines.labeling_functions import apply_labeling_functions
 from pipelines.spans import SPANS_TYPE, entity_to_span
 
@@ -30,6 +31,7 @@ class GLiNERLabeler:
         views: dict[str, dict[str, str]],
         config: WeakLabelConfig,
         torch_threads: int = 0,
+        fallback_threshold: float = 0.5,
     ):
         import torch
 
@@ -41,6 +43,12 @@ class GLiNERLabeler:
         self.model = GLiNER.from_pretrained(model_path, map_location=device)
         self.views = views  # view name -> {label: prompt}
         self.config = config
+        # the configured threshold, else the checkpoint's calibrated ones, else evaluation's
+        self.threshold = (
+            config.threshold
+            if config.threshold is not None
+            else model_threshold(self.model, fallback_threshold)
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         texts = batch.column("text").to_pylist()
@@ -51,7 +59,7 @@ class GLiNERLabeler:
                 texts,
                 prompts,
                 batch_size=self.config.batch_size,
-                threshold=self.config.threshold,
+                threshold=self.threshold,
                 flat_ner=self.config.flat_ner,
             )
             for row, entities in zip(spans, found, strict=True):
@@ -64,7 +72,11 @@ class GLiNERLabeler:
 
 
 def weak_label(
-    documents: ray.data.Dataset, model_path: str, views: dict[str, dict[str, str]], config: WeakLabelConfig
+    documents: ray.data.Dataset,
+    model_path: str,
+    views: dict[str, dict[str, str]],
+    config: WeakLabelConfig,
+    fallback_threshold: float = 0.5,
 ) -> ray.data.Dataset:
     """Documents -> documents with the spans of every GLiNER view and labeling function (lazy)."""
     threads = max(1, int(config.cpus_per_worker))
@@ -80,6 +92,7 @@ def weak_label(
             "views": views,
             "config": config,
             "torch_threads": threads,
+            "fallback_threshold": fallback_threshold,
         },
         batch_size=rows_per_call,
         batch_format="pyarrow",

@@ -13,7 +13,7 @@ import pytest
 from gliner_core.metrics import evaluate_spans
 from pipelines.config import GoldSource, LoopConfig, PipelineConfig
 from pipelines.gold import gold_training_rows, replay_sample
-from pipelines.merge import balance_batch, balance_rates
+from pipelines.merge import TRAINING_SCHEMA, balance_batch, balance_rates
 from pipelines.promotion import decide
 from pipelines.reports import EvalReport
 from pipelines.spans import SPANS_TYPE
@@ -217,3 +217,36 @@ def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path):
         [r.dev_f1 for r in second.iterations], abs=0.005
     )
     assert first.start_per_label_f1 == pytest.approx(second.start_per_label_f1, abs=0.005)
+
+
+def test_training_refuses_rows_that_teach_nothing(ray_local, tmp_path, minilm_path):
+    from gliner_core import GLiNER
+    from pipelines.stages import train_on_rows
+
+    GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
+    rows = [
+        {"doc_id": str(i), "text": "Nothing here.", "spans": [], "labels": ["person"], "weight": 1.0}
+        for i in range(4)
+    ]
+    table = pa.Table.from_pylist(rows, schema=TRAINING_SCHEMA)
+    pq.write_table(table, tmp_path / "rows.parquet")
+    with pytest.raises(ValueError, match="no positive span in 4 rows"):
+        train_on_rows(
+            PipelineConfig(), str(tmp_path / "rows.parquet"), str(tmp_path / "out"), str(tmp_path / "model")
+        )
+    assert not (tmp_path / "out" / "ray_train").exists()  # refused before Ray Train started
+
+
+def test_calibration_stage_stores_thresholds_the_evaluation_then_uses(tmp_path, minilm_path):
+    from gliner_core import GLiNER
+    from pipelines.stages import calibrate_model, evaluate_model
+
+    GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
+    config = PipelineConfig.model_validate({"eval": {"calibrate": True, "calibration_min_support": 1}})
+    report = calibrate_model(config, str(tmp_path / "model"))
+    saved = json.loads((tmp_path / "model" / "gliner_config.json").read_text())
+    assert saved["label_thresholds"] == report.result.thresholds and set(saved["label_thresholds"]) == {
+        "person", "organisation", "location", "date"
+    }  # fmt: skip
+    assert "calibration_micro_f1_after" in report.tracked().metrics
+    assert evaluate_model(config, str(tmp_path / "model")).threshold is None  # the calibrated thresholds
