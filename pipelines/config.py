@@ -225,7 +225,8 @@ class LoopConfig(_Section):
     min_improvement: float = Field(0.0, ge=0.0, description="F1 gain that counts as improvement")
     start_from: str = Field(
         "champion",
-        description="'champion' (registry alias, else seed training), 'seed', or a checkpoint path",
+        description="'champion' (the registry's, else seed training), 'seed', a checkpoint folder, "
+        "models:/NAME@ALIAS or models:/NAME/VERSION, or a hub id such as urchade/gliner_small-v2.1",
     )
     retrain_from: Literal["previous", "base"] = Field(
         "previous", description="iteration k+1 starts from model k, or from the start model"

@@ -298,34 +298,14 @@ def _pyfunc_layout(root: Path, description: str) -> tuple[Path, dict]:
 
 
 def _from_hub(ref: Reference) -> ResolvedModel:
-    """The hub model's snapshot in the local Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1)."""
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    """The hub model's snapshot in the local Hugging Face cache (downloaded unless HF_HUB_OFFLINE=1),
+    through gliner_core's loader, which also fetches an official checkpoint's encoder files."""
+    from gliner_core.errors import ModelNotFoundError
+    from gliner_core.hub import resolve_model_dir
 
     try:
-        path = snapshot_download(ref.text)
-    except LocalEntryNotFoundError as error:
-        why = (
-            "downloads are off (HF_HUB_OFFLINE=1; run with HF_HUB_OFFLINE=0 to download it)"
-            if constants.HF_HUB_OFFLINE
-            else f"the hub cannot be reached ({first_line(error)})"
-        )
-        raise ModelSourceError(
-            f"model not found: {ref.text} is no folder here, and as a hub id it is not in the local "
-            f"Hugging Face cache: {why}"
-        ) from error
-    except GatedRepoError as error:
-        raise ModelSourceError(f"hub model {ref.text} is gated: accept its terms and set HF_TOKEN") from error
-    except (RepositoryNotFoundError, RevisionNotFoundError) as error:
-        raise ModelSourceError(
-            f"no model {ref.text} on the Hugging Face hub (or it is private: set HF_TOKEN)"
-        ) from error
-    except OSError as error:
-        raise ModelSourceError(f"cannot fetch hub model {ref.text}: {first_line(error)}") from error
+        path = str(resolve_model_dir(ref.text))
+    except ModelNotFoundError as error:
+        raise ModelSourceError(first_line(error)) from error
     check_checkpoint(path, f"hub model {ref.text}")
     return ResolvedModel(path, ref.text, f"hub model {ref.text}")

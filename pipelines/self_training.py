@@ -152,11 +152,14 @@ class SelfTraining:
         if start == "seed":
             with mlflow.start_run(run_name="seed", nested=True):
                 return self.seed_model(), None
-        if not Path(start).is_dir():
-            raise FileNotFoundError(
-                f"loop.start_from: {start} is not 'champion', 'seed' or a checkpoint folder"
-            )
-        return start, None
+        from pipelines.model_source import ModelSourceError, resolve_model
+
+        try:  # a folder, models:/NAME@ALIAS or /VERSION, or a hub id (e.g. urchade/gliner_small-v2.1)
+            found_model = resolve_model(start, self.config)
+        except ModelSourceError as error:
+            raise FileNotFoundError(f"loop.start_from: {error}") from error
+        self.say(f"starting from {found_model.description}")
+        return found_model.path, found_model.version
 
     def synth_rows(self, documents) -> str | None:
         """LLM rows to merge: given (`synth.mode: rows`), or generated once per job (`generate`)."""

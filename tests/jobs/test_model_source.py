@@ -145,10 +145,9 @@ def test_a_hub_id_comes_from_the_hugging_face_cache(tmp_path, fresh_model):
     assert "model: hub model acme/gliner-tiny" in found.stderr and "labels: person" in found.stdout
     missing = run("acme/not-cached")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
-    assert missing.stderr.strip().splitlines() == [
-        "error: model not found: acme/not-cached is no folder here, and as a hub id it is not in the local "
-        "Hugging Face cache: downloads are off (HF_HUB_OFFLINE=1; run with HF_HUB_OFFLINE=0 to download it)"
-    ]
+    [line] = missing.stderr.strip().splitlines()  # one line: what is wrong and how to fix it
+    assert line.startswith("error: model 'acme/not-cached' is not a local folder, and downloads are off")
+    assert "hf download acme/not-cached" in line
 
 
 def test_the_registered_pyfunc_has_a_typed_signature(registry):

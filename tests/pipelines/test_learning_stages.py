@@ -250,3 +250,29 @@ def test_calibration_stage_stores_thresholds_the_evaluation_then_uses(tmp_path, 
     }  # fmt: skip
     assert "calibration_micro_f1_after" in report.tracked().metrics
     assert evaluate_model(config, str(tmp_path / "model")).threshold is None  # the calibrated thresholds
+
+
+def test_the_loop_can_start_from_a_pretrained_model_on_the_hub(tmp_path, minilm_path, monkeypatch):
+    """`loop.start_from: OWNER/NAME` loads an official pretrained GLiNER through the Hugging Face cache
+    (a cache built here, HF_HUB_OFFLINE=1: nothing downloads); an unknown id fails with the fix."""
+    from gliner_core import GLiNER
+    from pipelines.self_training import SelfTraining
+
+    repo = tmp_path / "hub" / "models--urchade--gliner_tiny-test"
+    GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(repo / "snapshots" / "r1")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("r1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def job(start: str) -> SelfTraining:
+        return SelfTraining(
+            PipelineConfig.model_validate(
+                {"storage_path": str(tmp_path / "runs"), "loop": {"start_from": start}}
+            )
+        )
+
+    path, version = job("urchade/gliner_tiny-test").start_model()
+    assert path == str(repo / "snapshots" / "r1") and version is None
+    with pytest.raises(FileNotFoundError, match="loop.start_from: .*urchade/unknown.*`hf download urchade/unknown`"):
+        job("urchade/unknown").start_model()
