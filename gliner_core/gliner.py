@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ from gliner_core.decoding import (
     greedy_select,
     to_entities,
 )
-from gliner_core.model import GLiNERModel, TokenScores, build_encoder, build_labels_encoder, build_model
+from gliner_core.model import (
+    GLiNERModel,
+    SpanScores,
+    TokenScores,
+    build_encoder,
+    build_labels_encoder,
+    build_model,
+)
 from gliner_core.processing import (
     Encoder,
     Labels,
@@ -186,12 +194,31 @@ class GLiNER(nn.Module):
         return gliner
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, map_location: str | torch.device = "cpu") -> GLiNER:
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        map_location: str | torch.device = "cpu",
+        backend: str = "torch",
+        precision: str = "fp32",
+    ) -> GLiNER:
         """Load a checkpoint written here or by the official package (directory or hub id).
 
         The architecture comes from `gliner_config.json`: `span_mode` (markerV0 or
         token_level) and `labels_encoder` (bi-encoder), as in the official package.
+        `backend="onnx"` loads a folder written by `gliner_core.onnx_export.export_onnx`
+        instead and runs it on ONNX Runtime (CPU), `precision` "fp32" or "int8"
+        (see `gliner_core.onnx_runtime.OnnxGLiNER`); prediction is the same code.
         """
+        if backend == "onnx":
+            from gliner_core.onnx_runtime import OnnxGLiNER
+
+            return OnnxGLiNER.from_pretrained(path_or_id, precision=precision)
+        if backend != "torch":
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if precision != "fp32":
+            raise ValueError(
+                f"precision={precision!r} needs backend='onnx' (a torch checkpoint loads as saved)"
+            )
         directory = resolve_model_dir(path_or_id)
         cfg = GLiNERConfig.from_json_file(directory)
         cfg.check_supported()
@@ -276,19 +303,12 @@ class GLiNER(nn.Module):
             self._label_cache_key = key
         missing = list(dict.fromkeys(p for p in prompts if p not in self._label_cache))
         if missing:
-            was_training = self.model.training
-            self.model.eval()
-            try:
+            with self._eval_mode():
                 for i in range(0, len(missing), batch_size):
                     chunk = missing[i : i + batch_size]
-                    tokens = self.inputs.tokenize_labels(chunk)
-                    vectors = self.model.encode_labels(  # type: ignore[union-attr,operator]
-                        tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-                    )
+                    vectors = self._encode_label_texts(self.inputs.tokenize_labels(chunk))
                     for prompt, vector in zip(chunk, vectors, strict=True):
                         self._label_cache[prompt] = vector.clone()
-            finally:
-                self.model.train(was_training)
         for prompt in prompts:
             self._label_cache.move_to_end(prompt)
         vectors = torch.stack([self._label_cache[p] for p in prompts])
@@ -308,6 +328,22 @@ class GLiNER(nn.Module):
 
     def clear_label_cache(self) -> None:
         self._label_cache.clear()
+
+    def _encode_label_texts(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Label vectors (N, D) of tokenized label texts (`Encoder.tokenize_labels`)."""
+        return self.model.encode_labels(  # type: ignore[union-attr,operator]
+            tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+        )
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Run the body with the model in eval mode (dropout off), then restore its mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
 
     def _label_encoder_state(self) -> tuple:
         # parameters' version counters move on every in-place update (optimizer steps, load_state_dict)
@@ -373,14 +409,10 @@ class GLiNER(nn.Module):
 
         windows = self.inputs.windows([words[i] for i in present], label_set)
         found: dict[int, list[tuple[int, Candidates]]] = defaultdict(list)  # text -> (offset, candidates)
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with self._eval_mode():
             for chunk in length_sorted_batches(windows, batch_size):
                 for window, candidates in zip(chunk, self._score(chunk, threshold, label_vecs), strict=True):
                     found[window.text_index].append((window.offset, candidates))
-        finally:
-            self.model.train(was_training)
 
         for index, text_words in enumerate(words[i] for i in present):
             candidates = Candidates.empty()
@@ -404,7 +436,10 @@ class GLiNER(nn.Module):
             )
         return given.to(self.device)
 
-    def _forward(self, windows: Sequence[Window], label_vecs: torch.Tensor | None):
+    def _forward(
+        self, windows: Sequence[Window], label_vecs: torch.Tensor | None
+    ) -> SpanScores | TokenScores:
+        """The model's scores for one batch of windows (the one step a backend replaces)."""
         batch = collate(windows, self.tokenizer.pad_token_id or 0)
         inputs = batch.model_inputs(self.device)
         if label_vecs is not None:
