@@ -18,7 +18,13 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from gliner_core.checkpoint import load_weights, resolve_model_dir, save_weights
+from gliner_core.checkpoint import (
+    PICKLE_FILE,
+    SAFETENSORS_FILE,
+    load_weights,
+    resolve_model_dir,
+    save_weights,
+)
 from gliner_core.config import GLiNERConfig
 from gliner_core.decoding import (
     Candidates,
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 FLERT_TOKEN = "[FLERT]"  # added by the official package too; keeps token ids aligned with its checkpoints
 LABELS_TOKENIZER_DIR = "labels_tokenizer"  # where a bi-encoder checkpoint keeps its label tokenizer
 LABEL_CACHE_SIZE = 20_000  # label vectors kept per model (bi-encoder)
+ONNX_MANIFEST_FILE = "onnx.json"  # marks a folder written by gliner_core.onnx_export (no torch weights)
 
 
 def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -220,6 +227,12 @@ class GLiNER(nn.Module):
                 f"precision={precision!r} needs backend='onnx' (a torch checkpoint loads as saved)"
             )
         directory = resolve_model_dir(path_or_id)
+        if (directory / ONNX_MANIFEST_FILE).is_file() and not (
+            (directory / SAFETENSORS_FILE).is_file() or (directory / PICKLE_FILE).is_file()
+        ):
+            raise FileNotFoundError(
+                f"{directory} is an ONNX export without torch weights: load it with backend='onnx'"
+            )
         cfg = GLiNERConfig.from_json_file(directory)
         cfg.check_supported()
         source = directory if (directory / "tokenizer_config.json").is_file() else cfg.model_name

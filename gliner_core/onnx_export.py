@@ -162,13 +162,16 @@ def _write_export(
     files = {"fp32": {"model": MODEL_FILE}}
     if isinstance(model.model, BiEncoder):
         files["fp32"]["labels_encoder"] = LABELS_MODEL_FILE
+        label_limit = _token_limit(model.labels_tokenizer, model.config.labels_encoder_config)
         _export(
             LabelGraph(model.model).eval(),
             _label_args(model, TRACE_LABELS),
             directory / LABELS_MODEL_FILE,
             opset,
+            label_limit,
         )
-    _export(graph, _text_args(model, TRACE_TEXTS, TRACE_LABELS), directory / MODEL_FILE, opset)
+    text_args = _text_args(model, TRACE_TEXTS, TRACE_LABELS)
+    _export(graph, text_args, directory / MODEL_FILE, opset, model.inputs.max_tokens)
     if quantize == "int8":
         files["int8"] = {"model": INT8_FILE}
         _quantize(directory / MODEL_FILE, directory / INT8_FILE)
@@ -213,11 +216,21 @@ def _pad(model: GLiNER) -> int:
     return model.tokenizer.pad_token_id or 0
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, opset: int) -> None:
-    """`torch.onnx.export` with every axis but the hidden one dynamic."""
+def _token_limit(tokenizer: Any, encoder_config: dict | None) -> int:
+    """Most tokens an encoder takes: the tokenizer's limit and its absolute position embeddings."""
+    limits = [tokenizer.model_max_length if 0 < tokenizer.model_max_length < 100_000 else 512]
+    if encoder_config and encoder_config.get("position_embedding_type", "absolute") == "absolute":
+        limits.append(int(encoder_config.get("max_position_embeddings") or limits[0]))
+    return min(limits)
+
+
+def _export(
+    module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path, opset: int, max_tokens: int
+) -> None:
+    """`torch.onnx.export` with every axis but the hidden one dynamic (tokens up to `max_tokens`)."""
     Dim = torch.export.Dim
     if isinstance(module, LabelGraph):
-        texts, tokens = Dim("label_texts", min=1), Dim("label_tokens", min=1)
+        texts, tokens = Dim("label_texts", min=1), Dim("label_tokens", min=1, max=max_tokens)
         names: list[str] = list(LABEL_TEXT_INPUTS)
         shapes: dict[str, Any] = {
             "labels_input_ids": {0: texts, 1: tokens},
@@ -227,7 +240,7 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     else:
         batch, seq, words, labels = (
             Dim("batch", min=1),
-            Dim("tokens", min=2),
+            Dim("tokens", min=2, max=max_tokens),
             Dim("words", min=1),
             Dim("labels", min=1),
         )
@@ -257,13 +270,38 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
         assert program is not None
         # one file while it fits protobuf's 2 GiB limit; larger models keep weights beside it
         program.save(str(path), external_data=weights > 1_800_000_000)
+    _check_dynamic(path, shapes, names)
+
+
+def _check_dynamic(path: Path, shapes: dict[str, Any], names: list[str]) -> None:
+    """Fail if the exporter fixed an axis that was asked to be dynamic (it may fall back to that)."""
+    import onnx
+
+    inputs = {i.name: i for i in onnx.load(str(path), load_external_data=False).graph.input}
+    for name, axes in zip(names, shapes.values(), strict=True):
+        dims = inputs[name].type.tensor_type.shape.dim
+        for axis, dim in axes.items():
+            if not dims[axis].dim_param:
+                axis_name = getattr(dim, "__name__", "")
+                raise RuntimeError(
+                    f"the exporter fixed axis {axis} ({axis_name}) of {name} to {dims[axis].dim_value}: "
+                    "an op in the graph does not trace with dynamic shapes"
+                )
 
 
 def _quantize(source: Path, target: Path) -> None:
-    """Dynamic int8: int8 weights, activations quantized per call (`quantize_dynamic`)."""
+    """Dynamic int8: int8 weights, activations quantized per call (`quantize_dynamic`).
+
+    Only the matrix products with a weight (MatMul, Gemm: the encoder's and the heads' linear
+    layers, nearly all the compute) are quantized; the embedding table and the word LSTM stay
+    float32. On a CoNLL-trained MiniLM model that kept micro F1 (+0.009 on 300 dev sentences),
+    where quantizing every op (embeddings, LSTM) lost 0.012, and uint8 weights 0.036.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+    )
 
 
 def _probe_diff(model: GLiNER, directory: Path, files: dict[str, str]) -> float:

@@ -10,8 +10,8 @@ same function with those steps moved out of the graph:
   the token position of each word's first subtoken and of each <<ENT>>; -1 gives a
   zero vector, as `word_vectors` / `label_vectors` give to a word the tokenizer dropped
   and to padding). `gliner_core.onnx_runtime.graph_inputs` computes them from a `Batch`;
-- the BiLSTM runs each direction over unpacked rows: the backward direction reads each
-  row reversed within its length, which is what packing does;
+- the word BiLSTM is exported as ONNX `LSTM` nodes with each row's length as `sequence_lens`
+  (torch.export would unroll `nn.LSTM` over a fixed number of words);
 - the span head always folds its last layer into the labels (the `C < D` path of
   `SpanHead.score_spans`; the same values for any C), the token head scores all labels
   at once (no chunks).
@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gliner_core.layers import TokenScorer
+from gliner_core.layers import TokenScorer, WordLSTM
 from gliner_core.model import BiEncoder, GLiNERModel, SpanHead, UniEncoder
 
 
@@ -35,36 +35,65 @@ def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return picked * (index >= 0)[..., None].to(values.dtype)
 
 
-def _direction(lstm: nn.LSTM, layer: int, reverse: bool) -> nn.LSTM:
-    """One direction of one layer of a bidirectional LSTM, sharing its parameters."""
-    suffix = "_reverse" if reverse else ""
-    one = nn.LSTM(lstm.input_size if layer == 0 else 2 * lstm.hidden_size, lstm.hidden_size, batch_first=True)
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        setattr(one, f"{name}_l0", getattr(lstm, f"{name}_l{layer}{suffix}"))
-    return one
+class OnnxWordLSTM(nn.Module):
+    """`WordLSTM` that exports as ONNX `LSTM` nodes, one per layer.
 
+    torch.export unrolls `nn.LSTM` over time, fixing the number of words; ONNX's LSTM op
+    runs both directions over each row's first `sequence_lens` steps, which is what packing
+    does, so during `torch.onnx.export` the layers are emitted as that op (weights in ONNX's
+    gate order). Run eagerly, it is the model's own `WordLSTM`.
+    """
 
-class UnpackedBiLSTM(nn.Module):
-    """`WordLSTM` without packed sequences: the same outputs on each row's real words."""
+    GATES = (0, 3, 1, 2)  # torch's i, f, g, o blocks in ONNX's order i, o, f, c
 
-    def __init__(self, lstm: nn.LSTM):
+    def __init__(self, rnn: WordLSTM):
         super().__init__()
-        self.forwards = nn.ModuleList(_direction(lstm, layer, False) for layer in range(lstm.num_layers))
-        self.backwards = nn.ModuleList(_direction(lstm, layer, True) for layer in range(lstm.num_layers))
+        self.rnn = rnn
+        lstm = rnn.lstm
+        self.hidden_size, self.num_layers = lstm.hidden_size, lstm.num_layers
+        for layer in range(self.num_layers):
+            directions = [f"l{layer}", f"l{layer}_reverse"]
+            w = [self._gates(getattr(lstm, f"weight_ih_{d}")) for d in directions]  # (4H, in) each
+            r = [self._gates(getattr(lstm, f"weight_hh_{d}")) for d in directions]  # (4H, H) each
+            b = [
+                torch.cat(
+                    [self._gates(getattr(lstm, f"bias_ih_{d}")), self._gates(getattr(lstm, f"bias_hh_{d}"))]
+                )
+                for d in directions
+            ]  # (8H,) each
+            self.register_buffer(f"w{layer}", torch.stack(w), persistent=False)  # (2, 4H, in)
+            self.register_buffer(f"r{layer}", torch.stack(r), persistent=False)  # (2, 4H, H)
+            self.register_buffer(f"b{layer}", torch.stack(b), persistent=False)  # (2, 8H)
+
+    def _gates(self, weight: torch.Tensor) -> torch.Tensor:
+        blocks = weight.detach().chunk(4, dim=0)
+        return torch.cat([blocks[i] for i in self.GATES], dim=0)
 
     def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # words: (B, L, D), lengths: (B,) -> (B, L, D), zeros past each row's length
-        L = words.size(1)
-        position = torch.arange(L, device=words.device)[None, :]  # (1, L)
-        inside = position < lengths[:, None]  # (B, L)
-        # word i of a row <-> word (length - 1 - i): reverses the real words, keeps padding in place
-        flip = torch.where(inside, lengths[:, None] - 1 - position, position)  # (B, L), its own inverse
-        x = words
-        for forward, backward in zip(self.forwards, self.backwards, strict=True):
-            ahead, _ = forward(x)  # real words come first: padding cannot reach them
-            behind, _ = backward(gather_rows(x, flip))
-            x = torch.cat([ahead, gather_rows(behind, flip)], dim=-1)
-        return x * inside[..., None].to(x.dtype)
+        # words: (B, L, D), lengths: (B,) -> (B, L, D); positions past a row's length are not used
+        if not torch.onnx.is_in_onnx_export():
+            return self.rnn(words, lengths)
+        B, L, _ = words.shape
+        H = self.hidden_size
+        x = words.transpose(0, 1)  # (L, B, D): the op's default layout
+        steps = lengths.to(torch.int32)
+        for layer in range(self.num_layers):
+            inputs = [
+                x,
+                getattr(self, f"w{layer}"),
+                getattr(self, f"r{layer}"),
+                getattr(self, f"b{layer}"),
+                steps,
+            ]
+            y = torch.onnx.ops.symbolic(
+                "LSTM",
+                inputs,
+                {"direction": "bidirectional", "hidden_size": H},
+                dtype=x.dtype,
+                shape=(L, 2, B, H),
+            )  # (L, 2, B, H)
+            x = y.permute(0, 2, 1, 3).reshape(L, B, 2 * H)  # forward and backward halves, as torch
+        return x.transpose(0, 1)
 
 
 class GraphModel(nn.Module):
@@ -82,7 +111,7 @@ class GraphModel(nn.Module):
         self.bi_encoder = isinstance(model, BiEncoder)
         # the bi-encoder builds a word LSTM but never applies it (as the official package)
         if isinstance(model, UniEncoder) and hasattr(model, "rnn"):
-            self.rnn = UnpackedBiLSTM(model.rnn.lstm)
+            self.rnn = OnnxWordLSTM(model.rnn)
 
     def forward(
         self,

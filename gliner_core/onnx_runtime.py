@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from gliner_core.config import CONFIG_FILE, GLiNERConfig
 from gliner_core.gliner import (
     LABELS_TOKENIZER_DIR,
+    ONNX_MANIFEST_FILE,
     GLiNER,
     _max_tokens,
     _prepare_labels_tokenizer,
@@ -37,7 +38,7 @@ from gliner_core.gliner import (
 from gliner_core.model import SpanScores, TokenScores
 from gliner_core.processing import Batch, Encoder, Window, collate
 
-MANIFEST_FILE = "onnx.json"  # what an export folder holds: graph files per precision, checks
+MANIFEST_FILE = ONNX_MANIFEST_FILE  # what an export folder holds: graph files per precision, checks
 PRECISIONS = ("fp32", "int8")
 TEXT_INPUTS = ("input_ids", "attention_mask", "word_index", "text_lengths")
 LABEL_INPUT = "label_index"  # uni-encoder: token position of each <<ENT>> (B, C)
