@@ -19,9 +19,10 @@ own `export_to_onnx`. The variants:
                   beside the project with `pip install --no-deps --target DIR fast-gliner` and pass
                   `--fast-gliner-path DIR`)
 
-Every (variant, configuration, repeat) runs in a fresh subprocess and the variants are
-interleaved A/B/C/..., the order reversed every other round (bench/common.py), so that load from
-other jobs falls on all alike; the table gives median words/s, the ratio to ours in torch, and
+Every (variant, repeat) runs in a fresh subprocess that loads the model once and times every
+configuration in turn (after a warm-up at that batch size); the variants are interleaved
+A/B/C/..., the order reversed every other round (bench/common.py), so that load from other jobs
+falls on all alike. The table gives median words/s, the ratio to ours in torch, and
 how many texts give the same entities (start, end, label) as ours in torch. Texts are CrossNER
 dev sentences (all six domains; /work/shared/data, or $GLINER_DATA), or paragraphs of 3-6 of
 them. Every variant gets the same number of threads (`--threads`: torch threads, ONNX Runtime
@@ -75,18 +76,18 @@ def spans(result: list[list[dict]]) -> list[list[tuple]]:
 
 
 def make_predictor(args: argparse.Namespace):
-    """The variant's model and a `predict(texts) -> entities` over it."""
-    variant, threads, batch_size = args.worker, args.threads, args.batch_size
+    """The variant's model and a `predict(texts, batch_size) -> entities` over it."""
+    variant, threads = args.worker, args.threads
     if variant == "torch":
         model = GLiNER.from_pretrained(args.checkpoint)
-        return lambda ts: model.batch_predict_entities(ts, LABELS, batch_size=batch_size, threshold=THRESHOLD)
+        return lambda ts, b: model.batch_predict_entities(ts, LABELS, batch_size=b, threshold=THRESHOLD)
     if variant in ("onnx", "int8"):
         precision = "fp32" if variant == "onnx" else "int8"
         onnx = OnnxGLiNER.from_pretrained(args.export, precision=precision, threads=threads)
-        return lambda ts: onnx.batch_predict_entities(ts, LABELS, batch_size=batch_size, threshold=THRESHOLD)
+        return lambda ts, b: onnx.batch_predict_entities(ts, LABELS, batch_size=b, threshold=THRESHOLD)
     if variant == "official":
         official = load_official(args.checkpoint)
-        return lambda ts: official_predict(official, ts, LABELS, batch_size=batch_size, threshold=THRESHOLD)
+        return lambda ts, b: official_predict(official, ts, LABELS, batch_size=b, threshold=THRESHOLD)
     if variant == "official-onnx":
         import gliner
         import onnxruntime as ort
@@ -96,15 +97,13 @@ def make_predictor(args: argparse.Namespace):
         official_onnx = gliner.GLiNER.from_pretrained(
             args.official_export, runtime="onnxruntime", session_options=options, local_files_only=True
         )
-        return lambda ts: official_predict(
-            official_onnx, ts, LABELS, batch_size=batch_size, threshold=THRESHOLD
-        )
+        return lambda ts, b: official_predict(official_onnx, ts, LABELS, batch_size=b, threshold=THRESHOLD)
     sys.path.insert(0, args.fast_gliner_path or "")
     from fast_gliner import FastGLiNER  # type: ignore[import-not-found]
 
     fast = FastGLiNER.from_pretrained(args.official_export, onnx_path="model.onnx", execution_provider="cpu")
 
-    def predict(ts: list[str]) -> list[list[dict]]:  # it takes no batch size: feed it batch by batch
+    def predict(ts: list[str], batch_size: int) -> list[list[dict]]:  # it takes no batch size: feed batches
         out: list[list[dict]] = []
         for i in range(0, len(ts), batch_size):
             out += fast.predict_entities(ts[i : i + batch_size], LABELS)
@@ -113,24 +112,31 @@ def make_predictor(args: argparse.Namespace):
     return predict
 
 
+def configurations(args: argparse.Namespace) -> list[tuple[str, int, list[str]]]:
+    """(length, batch size, texts) for every measured configuration, in a fixed order."""
+    out = []
+    for length in args.lengths:
+        texts = load_texts(args.texts if length == "sentence" else max(4, args.texts // 4), length, args.seed)
+        out += [(length, batch_size, texts) for batch_size in args.batch_sizes]
+    return out
+
+
 def worker(args: argparse.Namespace) -> None:
-    """One timed pass of one variant on one configuration; spans to --out, a JSON line to stdout."""
+    """One variant, loaded once, timed on every configuration; spans to --out, a JSON line to stdout."""
     torch.set_num_threads(args.threads)
-    texts = load_texts(args.texts, args.length, args.seed)
-    result: dict = {}
+    result: dict = {"runs": []}
+    found = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         predict = make_predictor(args)
-        predict(texts[:4])  # warm-up
-        result["loaded_rss_mib"] = bc.rss_mib(os.getpid())
-        reset = bc.reset_peak_rss()
-        start, cpu = time.perf_counter(), bc.cpu_seconds()
-        found = predict(texts)
-        result["seconds"] = time.perf_counter() - start
-        result["cpu_seconds"] = bc.cpu_seconds() - cpu
-        if reset:
-            result["predict_peak_mib"] = bc.vm_hwm_mib(os.getpid())
-    Path(args.out).write_text(json.dumps(spans(found)))
+        for length, batch_size, texts in configurations(args):
+            predict(texts[: max(4, batch_size)], batch_size)  # warm-up at this batch size
+            start, cpu = time.perf_counter(), bc.cpu_seconds()
+            found[f"{length}-{batch_size}"] = spans(predict(texts, batch_size))
+            result["runs"].append(
+                {"seconds": time.perf_counter() - start, "cpu_seconds": bc.cpu_seconds() - cpu}
+            )
+    Path(args.out).write_text(json.dumps(found))
     result["peak_rss_mib"] = bc.peak_rss_mib()
     bc.emit(result)
 
@@ -179,9 +185,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="32 sentences, 2 repeats")
     parser.add_argument("--fast-gliner-path", help="folder where fast-gliner was installed with --target")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
-    for hidden in ("--checkpoint", "--export", "--official-export", "--out", "--length"):
+    for hidden in ("--checkpoint", "--export", "--official-export", "--out"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
-    parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -197,54 +202,50 @@ def main() -> None:
             variants.remove("fast-gliner")
     with tempfile.TemporaryDirectory() as tmp:
         paths = prepare(Path(tmp), args.seed, quantize="int8" in variants)
+        configs = configurations(args)
+        outs = {v: str(Path(tmp) / f"{v}.json") for v in variants}
+
+        def run(variant: str, _repeat: int) -> dict:
+            worker_args = [variant, "--checkpoint", paths["checkpoint"], "--export", paths["export"]]
+            worker_args += ["--official-export", paths["official_export"], "--out", outs[variant]]
+            worker_args += ["--texts", str(args.texts), "--lengths", *args.lengths, "--batch-sizes"]
+            worker_args += [str(b) for b in args.batch_sizes]
+            worker_args += ["--threads", str(args.threads), "--seed", str(args.seed)]
+            if args.fast_gliner_path:
+                worker_args += ["--fast-gliner-path", args.fast_gliner_path]
+            return bc.run_worker(Path(__file__), worker_args, timeout=3600)
+
+        results = bc.interleaved(run, variants, args.repeats)
+        found = {v: json.loads(Path(o).read_text()) for v, o in outs.items()}
         print(
             f"# CrossNER dev texts, {len(LABELS)} labels, threshold {THRESHOLD}; {args.threads} threads, "
             f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}, "
             f"onnxruntime {__import__('onnxruntime').__version__}; median of {args.repeats} interleaved "
-            "subprocess runs per variant; 'same' = texts with the same entities as ours in torch"
+            f"subprocess runs per variant; load average {bc.load_range(results)}"
         )
         header = f"{'length':>9} | {'batch':>5} | {'words':>6} | " + " | ".join(f"{v:>20}" for v in variants)
-        print(header + " | load avg")
-        print("-" * len(header) + "-" * 11)
-        for length in args.lengths:
-            n = args.texts if length == "sentence" else max(4, args.texts // 4)
-            texts = load_texts(n, length, args.seed)
+        print(header)
+        print("-" * len(header))
+        for i, (length, batch_size, texts) in enumerate(configs):
             n_words = sum(len(split_words(t)) for t in texts)
-            for batch_size in args.batch_sizes:
-                outs = {v: str(Path(tmp) / f"{v}-{length}-{batch_size}.json") for v in variants}
-
-                def run(
-                    variant: str, _repeat: int, b: int = batch_size, ln: str = length, k: int = n, o=outs
-                ) -> dict:
-                    worker_args = [variant, "--checkpoint", paths["checkpoint"], "--export", paths["export"]]
-                    worker_args += ["--official-export", paths["official_export"], "--out", o[variant]]
-                    worker_args += ["--texts", str(k), "--length", ln, "--batch-size", str(b)]
-                    worker_args += ["--threads", str(args.threads), "--seed", str(args.seed)]
-                    if args.fast_gliner_path:
-                        worker_args += ["--fast-gliner-path", args.fast_gliner_path]
-                    return bc.run_worker(Path(__file__), worker_args)
-
-                results = bc.interleaved(run, variants, args.repeats)
-                rate = {v: bc.median([n_words / r["seconds"] for r in rs]) for v, rs in results.items()}
-                base = rate.get("torch") or next(iter(rate.values()))
-                found = {v: json.loads(Path(o).read_text()) for v, o in outs.items()}
-                reference = found.get("torch") or next(iter(found.values()))
-                cells = []
-                for v in variants:
-                    same = sum(a == b for a, b in zip(found[v], reference, strict=True))
-                    cells.append(f"{rate[v]:.0f} ({rate[v] / base:.2f}x, {same}/{len(texts)})")
-                print(
-                    f"{length:>9} | {batch_size:>5} | {n_words:>6} | "
-                    + " | ".join(f"{c:>20}" for c in cells)
-                    + f" | {bc.load_range(results)}",
-                    flush=True,
-                )
-                for v, rs in results.items():
-                    runs = [round(n_words / r["seconds"]) for r in rs]
-                    cpu = bc.median([n_words / r["cpu_seconds"] for r in rs])
-                    peak = bc.median([r.get("predict_peak_mib", r["peak_rss_mib"]) for r in rs])
-                    print(f"#   {v}: words/s per run {runs}; words per CPU-s {cpu:.0f}; peak {peak:.0f} MiB")
+            rate = {
+                v: bc.median([n_words / r["runs"][i]["seconds"] for r in rs]) for v, rs in results.items()
+            }
+            base = rate.get("torch") or next(iter(rate.values()))
+            key = f"{length}-{batch_size}"
+            reference = found.get("torch", next(iter(found.values())))[key]
+            cells = []
+            for v in variants:
+                same = sum(a == b for a, b in zip(found[v][key], reference, strict=True))
+                cells.append(f"{rate[v]:.0f} ({rate[v] / base:.2f}x, {same}/{len(texts)})")
+            print(f"{length:>9} | {batch_size:>5} | {n_words:>6} | " + " | ".join(f"{c:>20}" for c in cells))
         print("# cells: words/s (ratio to ours in torch, texts with the same entities as ours in torch)")
+        for v, rs in results.items():
+            per_run = [[round(r["runs"][i]["seconds"], 2) for i in range(len(configs))] for r in rs]
+            print(
+                f"#   {v}: seconds per configuration, per run {per_run}; peak RSS "
+                f"{bc.median([r['peak_rss_mib'] for r in rs]):.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

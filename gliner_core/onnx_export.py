@@ -140,9 +140,7 @@ def export_onnx(
             max_logit_diff=diffs,
         )
         manifest.write(staging)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
+        _replace(output, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -153,12 +151,26 @@ def export_onnx(
     return OnnxExport(output, manifest.files, diffs, check, time.perf_counter() - started)
 
 
+def _replace(output: Path, staging: Path) -> None:
+    """Move the finished `staging` folder to `output`; an old `output` is removed only after."""
+    if not output.exists():
+        staging.rename(output)
+        return
+    old = output.with_name(f"{staging.name}.old")
+    output.rename(old)
+    try:
+        staging.rename(output)
+    except BaseException:
+        old.rename(output)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def _write_export(
     model: GLiNER, directory: Path, quantize: str | None, opset: int, tolerance: float
 ) -> tuple[dict[str, dict[str, str]], dict[str, float]]:
     """Graphs, tokenizer(s) and config into `directory`; each graph checked on the probe."""
     graph = GraphModel(model.model).eval()
-    bi_encoder = isinstance(model.model, BiEncoder)
     files = {"fp32": {"model": MODEL_FILE}}
     if isinstance(model.model, BiEncoder):
         files["fp32"]["labels_encoder"] = LABELS_MODEL_FILE
@@ -175,7 +187,7 @@ def _write_export(
     if quantize == "int8":
         files["int8"] = {"model": INT8_FILE}
         _quantize(directory / MODEL_FILE, directory / INT8_FILE)
-        if bi_encoder:
+        if model.config.is_bi_encoder:
             files["int8"]["labels_encoder"] = LABELS_INT8_FILE
             _quantize(directory / LABELS_MODEL_FILE, directory / LABELS_INT8_FILE)
     model.tokenizer.save_pretrained(str(directory))
