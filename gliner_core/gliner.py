@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 import re
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from gliner_core.checkpoint import load_weights, save_weights
+from gliner_core.checkpoint import PICKLE_FILE, SAFETENSORS_FILE, load_weights, save_weights
 from gliner_core.config import GLiNERConfig
 from gliner_core.decoding import (
     Candidates,
@@ -31,7 +32,14 @@ from gliner_core.decoding import (
 )
 from gliner_core.errors import CheckpointError
 from gliner_core.hub import resolve_backbone, resolve_model_dir
-from gliner_core.model import GLiNERModel, TokenScores, build_encoder, build_labels_encoder, build_model
+from gliner_core.model import (
+    GLiNERModel,
+    SpanScores,
+    TokenScores,
+    build_encoder,
+    build_labels_encoder,
+    build_model,
+)
 from gliner_core.processing import (
     Encoder,
     Labels,
@@ -47,6 +55,7 @@ from gliner_core.training import TrainingBatch, TrainingRow, make_training_batch
 FLERT_TOKEN = "[FLERT]"  # added by the official package too; keeps token ids aligned with its checkpoints
 LABELS_TOKENIZER_DIR = "labels_tokenizer"  # where a bi-encoder checkpoint keeps its label tokenizer
 LABEL_CACHE_SIZE = 20_000  # label vectors kept per model (bi-encoder)
+ONNX_MANIFEST_FILE = "onnx.json"  # marks a folder written by gliner_core.onnx_export (no torch weights)
 
 
 def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
@@ -192,7 +201,13 @@ class GLiNER(nn.Module):
         return gliner
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, map_location: str | torch.device = "cpu") -> GLiNER:
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        map_location: str | torch.device = "cpu",
+        backend: str = "torch",
+        precision: str = "fp32",
+    ) -> GLiNER:
         """Load a checkpoint written here or by the official package: a folder, or a hub id.
 
         The architecture comes from `gliner_config.json`: `span_mode` (markerV0 or
@@ -202,8 +217,27 @@ class GLiNER(nn.Module):
         encoder's tokenizer or config, they come from `model_name` the same way.
         Errors: `ModelNotFoundError` (no such folder, or the id cannot be fetched),
         `CheckpointError` (a damaged config or weights file).
+        `backend="onnx"` loads a folder written by `gliner_core.onnx_export.export_onnx`
+        instead and runs it on ONNX Runtime (CPU), `precision` "fp32" or "int8"
+        (see `gliner_core.onnx_runtime.OnnxGLiNER`); prediction is the same code.
         """
+        if backend == "onnx":
+            from gliner_core.onnx_runtime import OnnxGLiNER
+
+            return OnnxGLiNER.from_pretrained(path_or_id, precision=precision)
+        if backend != "torch":
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
+        if precision != "fp32":
+            raise ValueError(
+                f"precision={precision!r} needs backend='onnx' (a torch checkpoint loads as saved)"
+            )
         directory = resolve_model_dir(path_or_id)
+        if (directory / ONNX_MANIFEST_FILE).is_file() and not (
+            (directory / SAFETENSORS_FILE).is_file() or (directory / PICKLE_FILE).is_file()
+        ):
+            raise FileNotFoundError(
+                f"{directory} is an ONNX export without torch weights: load it with backend='onnx'"
+            )
         cfg = GLiNERConfig.from_json_file(directory)
         cfg.check_supported()
         what = f"encoder of {path_or_id}"
@@ -293,19 +327,12 @@ class GLiNER(nn.Module):
             self._label_cache_key = key
         missing = list(dict.fromkeys(p for p in prompts if p not in self._label_cache))
         if missing:
-            was_training = self.model.training
-            self.model.eval()
-            try:
+            with self._eval_mode():
                 for i in range(0, len(missing), batch_size):
                     chunk = missing[i : i + batch_size]
-                    tokens = self.inputs.tokenize_labels(chunk)
-                    vectors = self.model.encode_labels(  # type: ignore[union-attr,operator]
-                        tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-                    )
+                    vectors = self._encode_label_texts(self.inputs.tokenize_labels(chunk))
                     for prompt, vector in zip(chunk, vectors, strict=True):
                         self._label_cache[prompt] = vector.clone()
-            finally:
-                self.model.train(was_training)
         for prompt in prompts:
             self._label_cache.move_to_end(prompt)
         vectors = torch.stack([self._label_cache[p] for p in prompts])
@@ -325,6 +352,22 @@ class GLiNER(nn.Module):
 
     def clear_label_cache(self) -> None:
         self._label_cache.clear()
+
+    def _encode_label_texts(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Label vectors (N, D) of tokenized label texts (`Encoder.tokenize_labels`)."""
+        return self.model.encode_labels(  # type: ignore[union-attr,operator]
+            tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
+        )
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Run the body with the model in eval mode (dropout off), then restore its mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
 
     def _label_encoder_state(self) -> tuple:
         # parameters' version counters move on every in-place update (optimizer steps, load_state_dict)
@@ -449,14 +492,10 @@ class GLiNER(nn.Module):
 
         windows = self.inputs.windows([words[i] for i in present], label_set)
         found: dict[int, list[tuple[int, Candidates]]] = defaultdict(list)  # text -> (offset, candidates)
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with self._eval_mode():
             for chunk in length_sorted_batches(windows, batch_size):
                 for window, candidates in zip(chunk, self._score(chunk, thresholds, label_vecs), strict=True):
                     found[window.text_index].append((window.offset, candidates))
-        finally:
-            self.model.train(was_training)
 
         for index, text_index in enumerate(present):
             for _, part in sorted(found[index], key=lambda item: item[0]):
@@ -477,7 +516,10 @@ class GLiNER(nn.Module):
             )
         return given.to(self.device)
 
-    def _forward(self, windows: Sequence[Window], label_vecs: torch.Tensor | None):
+    def _forward(
+        self, windows: Sequence[Window], label_vecs: torch.Tensor | None
+    ) -> SpanScores | TokenScores:
+        """The model's scores for one batch of windows (the one step a backend replaces)."""
         batch = collate(windows, self.tokenizer.pad_token_id or 0)
         inputs = batch.model_inputs(self.device)
         if label_vecs is not None:

@@ -274,5 +274,6 @@ def test_the_loop_can_start_from_a_pretrained_model_on_the_hub(tmp_path, minilm_
 
     path, version = job("urchade/gliner_tiny-test").start_model()
     assert path == str(repo / "snapshots" / "r1") and version is None
-    with pytest.raises(FileNotFoundError, match="loop.start_from: .*urchade/unknown.*`hf download urchade/unknown`"):
+    message = "loop.start_from: .*urchade/unknown.*`hf download urchade/unknown`"
+    with pytest.raises(FileNotFoundError, match=message):
         job("urchade/unknown").start_model()
