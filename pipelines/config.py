@@ -17,11 +17,36 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.label_model import LabelModelConfig
-from pipelines.labeling_functions import LabelingFunctionsConfig
+from pipelines.labeling_functions import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
 from pipelines.prompt_views import PromptViewsConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PACKAGE_DIR / "sample"
+
+
+_MONTH = "(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+# A date, in our own words: a weekday (and the part of it), a day and month (and year), a month and
+# year, or a year from 1800 to 2099.
+DATE_PATTERN = (
+    r"\b(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day(?: (?:morning|afternoon|evening|night))?"
+    rf"|\d{{1,2}} {_MONTH}(?: \d{{4}})?|{_MONTH} \d{{4}}|(?:1[89]|20)\d\d)\b"
+)
+
+
+def sample_labeling_functions() -> LabelingFunctionsConfig:
+    """The embedded default's labeling functions (see pipelines/sample/README.md): ISO 3166 country
+    names (pycountry) as locations, and a date rule."""
+    return LabelingFunctionsConfig(
+        gazetteers=[
+            GazetteerConfig(
+                name="countries",
+                label="location",
+                path=str(SAMPLE_DIR / "countries.txt"),
+                case_sensitive=True,
+            )
+        ],
+        regexes=[RegexConfig(name="dates", label="date", pattern=DATE_PATTERN)],
+    )
 
 
 class _Section(BaseModel):
@@ -141,7 +166,9 @@ class WeakLabelConfig(_Section):
         description="GLiNER runs once per view (prompts, plain names, synonyms), each a weak source",
     )
     labeling_functions: LabelingFunctionsConfig = Field(
-        default_factory=LabelingFunctionsConfig, description="gazetteers and regular expressions per label"
+        default_factory=sample_labeling_functions,
+        description="gazetteers and regular expressions per label (default: the sample's country "
+        "gazetteer and date rule; `{}` for none)",
     )
 
 
@@ -229,7 +256,7 @@ class LoopConfig(_Section):
         "previous", description="iteration k+1 starts from model k, or from the start model"
     )
     replay: float = Field(
-        0.0, ge=0.0, description="gold seed rows mixed into each iteration's rows, as a share of them"
+        0.25, ge=0.0, description="gold seed rows mixed into each iteration's rows, as a share of them"
     )
     guard_min_support: int = Field(
         10, ge=1, description="promotion guard: labels with at least this many dev spans are watched"
