@@ -311,7 +311,10 @@ class PipelineConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     weak_label: WeakLabelConfig = Field(default_factory=WeakLabelConfig)
     merge: MergeConfig = Field(default_factory=MergeConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=1),
+        description="training of each iteration on weak rows (one epoch: more fits their noise)",
+    )
     seed_train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(epochs=10, lr_encoder=1e-4, lr_heads=1e-3, label_smoothing=0.0),
         description="training of the seed model on gold rows (from the backbone: higher rates, no smoothing)",

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 RANDOM_SEED = 2026
 SEED_ROWS_PER_DOMAIN = 40
 DEV_ROWS = 120
-CORPUS_DOCUMENTS = 300
+CORPUS_DOCUMENTS = 200
 MARK = re.compile(r"\[([^\]]+)\]\(([^)]+)\)")
 
 # --- the seed: news, business and travel ------------------------------------------------------
@@ -418,19 +418,19 @@ def sample_rows() -> tuple[list[dict], list[dict], list[dict]]:
         for _ in range(SEED_ROWS_PER_DOMAIN)
     ]
     rng.shuffle(seed)
-    sport_countries = short_country_names()
-    corpus_texts: set[str] = set()
+    dev: list[dict] = []
+    while len(dev) < DEV_ROWS:  # first, so that the dev set does not depend on the corpus size
+        row = unmark(" ".join(sport_sentences(rng, rng.randint(1, 2), [])))
+        if row["text"] not in {r["text"] for r in dev}:
+            dev.append(row)
+    texts = {row["text"] for row in dev}
     corpus: list[dict] = []
+    sport_countries = short_country_names()
     while len(corpus) < CORPUS_DOCUMENTS:
         row = unmark(" ".join(sport_sentences(rng, rng.randint(1, 3), sport_countries)))
-        if row["text"] not in corpus_texts:
-            corpus_texts.add(row["text"])
+        if row["text"] not in texts:  # no dev text, no text twice
+            texts.add(row["text"])
             corpus.append({"doc_id": f"sport-{len(corpus):04d}", **row})
-    dev: list[dict] = []
-    while len(dev) < DEV_ROWS:
-        row = unmark(" ".join(sport_sentences(rng, rng.randint(1, 2), [])))
-        if row["text"] not in corpus_texts and row["text"] not in {r["text"] for r in dev}:
-            dev.append(row)
     return seed, dev, corpus
 
 
