@@ -17,11 +17,36 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.label_model import LabelModelConfig
-from pipelines.labeling_functions import LabelingFunctionsConfig
+from pipelines.labeling_functions import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
 from pipelines.prompt_views import PromptViewsConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PACKAGE_DIR / "sample"
+
+
+_MONTH = "(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+# A date, in our own words: a weekday (and the part of it), a day and month (and year), a month and
+# year, or a year from 1800 to 2099.
+DATE_PATTERN = (
+    r"\b(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day(?: (?:morning|afternoon|evening|night))?"
+    rf"|\d{{1,2}} {_MONTH}(?: \d{{4}})?|{_MONTH} \d{{4}}|(?:1[89]|20)\d\d)\b"
+)
+
+
+def sample_labeling_functions() -> LabelingFunctionsConfig:
+    """The embedded default's labeling functions (see pipelines/sample/README.md): ISO 3166 country
+    names (pycountry) as locations, and a date rule."""
+    return LabelingFunctionsConfig(
+        gazetteers=[
+            GazetteerConfig(
+                name="countries",
+                label="location",
+                path=str(SAMPLE_DIR / "countries.txt"),
+                case_sensitive=True,
+            )
+        ],
+        regexes=[RegexConfig(name="dates", label="date", pattern=DATE_PATTERN)],
+    )
 
 
 class _Section(BaseModel):
@@ -143,7 +168,9 @@ class WeakLabelConfig(_Section):
         description="GLiNER runs once per view (prompts, plain names, synonyms), each a weak source",
     )
     labeling_functions: LabelingFunctionsConfig = Field(
-        default_factory=LabelingFunctionsConfig, description="gazetteers and regular expressions per label"
+        default_factory=sample_labeling_functions,
+        description="gazetteers and regular expressions per label (default: the sample's country "
+        "gazetteer and date rule; `{}` for none)",
     )
 
 
@@ -232,7 +259,7 @@ class LoopConfig(_Section):
         "previous", description="iteration k+1 starts from model k, or from the start model"
     )
     replay: float = Field(
-        0.0, ge=0.0, description="gold seed rows mixed into each iteration's rows, as a share of them"
+        0.25, ge=0.0, description="gold seed rows mixed into each iteration's rows, as a share of them"
     )
     guard_min_support: int = Field(
         10, ge=1, description="promotion guard: labels with at least this many dev spans are watched"
@@ -287,7 +314,10 @@ class PipelineConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     weak_label: WeakLabelConfig = Field(default_factory=WeakLabelConfig)
     merge: MergeConfig = Field(default_factory=MergeConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(epochs=1),
+        description="training of each iteration on weak rows (one epoch: more fits their noise)",
+    )
     seed_train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(epochs=10, lr_encoder=1e-4, lr_heads=1e-3, label_smoothing=0.0),
         description="training of the seed model on gold rows (from the backbone: higher rates, no smoothing)",
@@ -306,6 +336,27 @@ class PipelineConfig(_Section):
                 raise ValueError(f"{_LEGACY_SYNTH}; `enabled` is gone")
             data = {**data, "synth": {"mode": "off", **synth}}
         return data
+
+    @model_validator(mode="after")
+    def _labeling_function_labels(self) -> PipelineConfig:
+        """The default labeling functions are the sample's: they follow `data.labels` (a function for
+        a label the job does not have is left out). Ones the config names must use its labels."""
+        functions = self.weak_label.labeling_functions
+        labels = set(self.data.labels)
+        if "labeling_functions" not in self.weak_label.model_fields_set:
+            self.weak_label.labeling_functions = LabelingFunctionsConfig(
+                gazetteers=[g for g in functions.gazetteers if g.label in labels],
+                regexes=[r for r in functions.regexes if r.label in labels],
+            )
+            return self
+        named = [(g.origin, g.label) for g in functions.gazetteers if g.label is not None]
+        named += [(r.origin, r.label) for r in functions.regexes]
+        unknown = [f"{origin} ({label})" for origin, label in named if label not in labels]
+        if unknown:
+            raise ValueError(
+                f"weak_label.labeling_functions for labels not in data.labels: {', '.join(unknown)}"
+            )
+        return self
 
     def fingerprint(self) -> str:
         """Short stable hash of the resolved config (for run names and job ids)."""

@@ -72,6 +72,18 @@ def test_seed_gold_config_accepts_paths_lists_and_mappings():
     assert PipelineConfig.model_validate({"data": {"seed_gold": None}}).data.seed_gold == []
 
 
+def test_default_labeling_functions_follow_the_labels_and_named_ones_must_use_them():
+    default = PipelineConfig().weak_label.labeling_functions
+    assert [g.label for g in default.gazetteers] == ["location"]
+    assert [r.label for r in default.regexes] == ["date"]
+    people = PipelineConfig.model_validate({"data": {"labels": ["person", "date"]}})
+    assert not people.weak_label.labeling_functions.gazetteers
+    assert [r.label for r in people.weak_label.labeling_functions.regexes] == ["date"]
+    regex = {"name": "years", "label": "year", "pattern": r"\d{4}"}
+    with pytest.raises(ValueError, match=r"labels not in data.labels: lf:regex:years \(year\)"):
+        PipelineConfig.model_validate({"weak_label": {"labeling_functions": {"regexes": [regex]}}})
+
+
 def test_class_balance_caps_a_dominating_label():
     rates = balance_rates({"date": 600, "person": 100, "location": 100}, max_share=0.5)
     assert set(rates) == {"date"} and rates["date"] == pytest.approx(200 / 600)
