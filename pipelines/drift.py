@@ -61,6 +61,20 @@ class DriftConfig(BaseModel):
     reference: str | None = Field(None, description=f"reference JSON (default: <model>/{REFERENCE_FILE})")
 
 
+def load_drift_config(path: str | Path | None) -> DriftConfig:
+    """A DriftConfig from a YAML/JSON file of its fields (None: the defaults)."""
+    if path is None:
+        return DriftConfig()
+    import yaml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"drift config not found: {path}")
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of drift settings (sample_size, max_label_js, ...)")
+    return DriftConfig.model_validate(data)
+
+
 # -- profiles --------------------------------------------------------------------------------------
 
 
