@@ -253,7 +253,10 @@ class Scheduler:
         if check is None:
             before = json.loads(self.state.get("corpus_files") or "{}")
             batch = changed_files(self.watch, files, before)
-            result = self.drift(batch)
+            try:
+                result = self.drift(batch)
+            except ValueError as error:  # a bad reference or config: reported each poll, nothing recorded
+                raise UserError(f"drift check of {len(batch)} new file(s) failed: {error}") from error
             self.state.record_drift(
                 signature, len(batch), result.drifted, result.reason, dict(result.figures)
             )

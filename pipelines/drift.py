@@ -62,17 +62,28 @@ class DriftConfig(BaseModel):
 
 
 def load_drift_config(path: str | Path | None) -> DriftConfig:
-    """A DriftConfig from a YAML/JSON file of its fields (None: the defaults)."""
+    """Drift settings from a YAML/JSON file: its `drift:` section (a pipeline config) or, without one,
+    the whole file. None gives the defaults. Mistakes raise FileNotFoundError / ValueError (one line)."""
     if path is None:
         return DriftConfig()
     import yaml
+    from pydantic import ValidationError
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"drift config not found: {path}")
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
+    if isinstance(data, dict) and isinstance(data.get("drift"), dict):
+        data = data["drift"]
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of drift settings (sample_size, max_label_js, ...)")
-    return DriftConfig.model_validate(data)
+    try:
+        return DriftConfig.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"{path}: bad drift settings: {problems}") from None
 
 
 # -- profiles --------------------------------------------------------------------------------------
@@ -242,7 +253,8 @@ def compare(reference: Profile, new: Profile, config: DriftConfig) -> DriftRepor
     if reference.scores and new.scores:
         ks = ks_2samp(reference.scores, new.scores)
         figures["score_ks"], figures["score_ks_pvalue"] = float(ks.statistic), float(ks.pvalue)
-    checks = {"rate_ratio": (config.max_rate_ratio, None)}
+    # figure -> (limit, the p-value that must also be significant, if any)
+    checks: dict[str, tuple[float, str | None]] = {"rate_ratio": (config.max_rate_ratio, None)}
     enough = min(reference.spans, new.spans) >= config.min_spans
     if enough:
         checks = {
@@ -364,7 +376,8 @@ class DriftMonitor:
         """The checkpoint, reloaded when it was replaced (a new champion copied over it)."""
         from gliner_core import GLiNER
 
-        stamp = max((p.stat().st_mtime for p in Path(self.model_path).iterdir() if p.is_file()), default=0.0)
+        files = [p for p in Path(self.model_path).iterdir() if p.is_file() and p.name != REFERENCE_FILE]
+        stamp = max((p.stat().st_mtime for p in files), default=0.0)
         if self._model is None or stamp != self._model_stamp:
             self._model, self._model_stamp = GLiNER.from_pretrained(self.model_path), stamp
         return self._model
