@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,9 +31,10 @@ from pipelines.promotion import decide
 from pipelines.read import read_gold
 from pipelines.reports import EvalReport
 from pipelines.runtime import ensure_ray
-from pipelines.storage import check_writable, is_uri, redact_config, redact_uri, resolve
+from pipelines.storage import check_writable, copy_tree, is_dir, is_uri, redact_config, redact_uri, resolve
 from pipelines.tracking import (
     champion,
+    check_tracking,
     flatten,
     log_json,
     log_model,
@@ -90,6 +90,7 @@ class SelfTraining:
         self.root = f"{self.storage.rstrip('/')}/{self.run}"
         self.uri = tracking_uri(config.tracking.tracking_uri, config.storage_path)
         self.client = MlflowClient(self.uri)
+        check_tracking(self.uri)  # refused credentials or an unreachable server: before any work
         self.console = console or Console()
         self.run_id: str | None = None  # the MLflow parent run, once started
         self.dev = read_gold(config.data.dev_gold)
@@ -157,7 +158,7 @@ class SelfTraining:
         if start == "seed":
             with mlflow.start_run(run_name="seed", nested=True):
                 return self.seed_model(), None
-        if not Path(start).is_dir():
+        if not is_dir(start):
             raise FileNotFoundError(
                 f"loop.start_from: {start} is not 'champion', 'seed' or a checkpoint folder"
             )
@@ -304,12 +305,7 @@ class SelfTraining:
 
 def copy_model(source: str, target: str) -> None:
     """A checkpoint folder to `target` (local or any pyarrow filesystem URI)."""
-    if not is_uri(source) and not is_uri(target):
-        shutil.copytree(source, target, dirs_exist_ok=True)
-        return
-    import pyarrow.fs
-
-    pyarrow.fs.copy_files(source, target)
+    copy_tree(source, target)
 
 
 def summary_table(console: Console, summary: RunSummary, labels: list[str]) -> None:

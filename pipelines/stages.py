@@ -27,7 +27,7 @@ from pipelines.merge import label_statistics, merge, score_quantile
 from pipelines.read import read_documents, read_gold
 from pipelines.reports import EvalReport, MergeReport, TrainReport, WeakLabelReport
 from pipelines.runtime import backbone_path, ensure_ray
-from pipelines.storage import check_writable, is_uri, resolve, write_parquet
+from pipelines.storage import check_writable, is_dir, is_uri, local_copy, resolve, save_model, write_parquet
 from pipelines.train_worker import StepHook, TrainSpec
 from pipelines.trainer import train_model
 from pipelines.weak_label import weak_label
@@ -39,8 +39,8 @@ def default_output(config: PipelineConfig, stage: str) -> str:
 
 
 def check_model(path: str) -> str:
-    if not is_uri(path) and not Path(path).is_dir():
-        raise FileNotFoundError(f"model not found: {path} (a GLiNER checkpoint folder)")
+    if not is_dir(path):
+        raise FileNotFoundError(f"model not found: {path} (a GLiNER checkpoint folder, local or a URI)")
     return path
 
 
@@ -52,8 +52,8 @@ def read_corpus(config: PipelineConfig) -> ray.data.Dataset:
 
 def new_model(config: PipelineConfig, path: str) -> str:
     """A GLiNER on the configured backbone with untrained heads, saved at `path`."""
-    GLiNER.from_backbone(backbone_path(config.model.backbone), **config.model.settings).save_pretrained(path)
-    return path
+    model = GLiNER.from_backbone(backbone_path(config.model.backbone), **config.model.settings)
+    return save_model(model, path)
 
 
 def gold_training_rows(gold: Sequence[Mapping], labels: Sequence[str]) -> list[dict]:
@@ -204,5 +204,5 @@ def evaluate_model(
     `data.dev_gold`), at `eval.threshold`."""
     check_model(model_path)
     rows = read_gold(gold or config.data.dev_gold) if gold is None or isinstance(gold, str) else gold
-    model = GLiNER.from_pretrained(model_path)
+    model = GLiNER.from_pretrained(local_copy(model_path))
     return evaluate_rows(model, rows, config.prompts(), config.eval.threshold, name, sample_rows)

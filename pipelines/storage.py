@@ -114,8 +114,9 @@ def copy_tree(source: str, target: str) -> None:
 
     source_fs, source_path = filesystem(source)
     target_fs, target_path = filesystem(target)
-    if not is_uri(target):
-        Path(target_path).parent.mkdir(parents=True, exist_ok=True)
+    if not is_uri(target):  # pyarrow creates no local folder for the top of the copy
+        is_folder = source_fs.get_file_info(source_path).type == pyarrow.fs.FileType.Directory
+        (Path(target_path) if is_folder else Path(target_path).parent).mkdir(parents=True, exist_ok=True)
     pyarrow.fs.copy_files(
         source_path, target_path, source_filesystem=source_fs, destination_filesystem=target_fs
     )
@@ -138,10 +139,10 @@ def local_copy(path: str) -> str:
         raise FileNotFoundError(f"nothing at {redact_uri(path)} (a model checkpoint folder)")
     key = hashlib.sha256(repr((path, files)).encode()).hexdigest()[:24]
     root = Path(os.environ.get("GLINER_SELFTRAIN_CACHE", Path(tempfile.gettempdir()) / "gliner-selftrain"))
-    final = root / "downloads" / key
+    final = root / "downloads" / key / (Path(inner).name or "model")  # keeps the folder's name
     if final.is_dir():
         return str(final)
-    staging = final.with_name(f".{key}.partial-{uuid.uuid4().hex[:8]}")
+    staging = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         copy_tree(path, str(staging))
