@@ -15,10 +15,12 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -83,8 +85,9 @@ class S3:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", **_boto_keys())
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Object keys under `prefix`, without pyarrow's empty "folder/" marker objects."""
         pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
 
     def put(self, uri: str, data: bytes) -> None:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -136,18 +139,23 @@ def s3_env(s3, monkeypatch) -> S3:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory) -> Iterator[str]:
-    """A local PostgreSQL (pgserver); yields a SQLAlchemy URI template with `{db}` for the database."""
+def postgres() -> Iterator[str]:
+    """A local PostgreSQL (pgserver); yields a SQLAlchemy URI template with `{db}` for the database.
+
+    Its data dir is not under pytest's temp root: running as root, pgserver runs PostgreSQL as its
+    own user, and any pytest session that starts meanwhile resets that root to mode 0700, which
+    locks the server out of its files (it stops with "Permission denied")."""
     import pgserver
 
-    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
-    for database in ("mlflow", "mlflow_auth"):
-        server.psql(f"CREATE DATABASE {database};")
-    uri = server.get_uri("{db}").replace("postgresql://", "postgresql+psycopg2://", 1)
+    folder = tempfile.mkdtemp(prefix="gliner-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
-        yield uri
+        for database in ("mlflow", "mlflow_auth"):
+            server.psql(f"CREATE DATABASE {database};")
+        yield server.get_uri("{db}").replace("postgresql://", "postgresql+psycopg2://", 1)
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
