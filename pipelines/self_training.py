@@ -32,7 +32,15 @@ from pipelines.read import read_gold
 from pipelines.reports import EvalReport, SynthStageReport
 from pipelines.runtime import ensure_ray
 from pipelines.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
-from pipelines.tracking import Registry, flatten, log_json, log_report, tracking_uri, use_experiment
+from pipelines.tracking import (
+    Registry,
+    check_tracking,
+    flatten,
+    log_json,
+    log_report,
+    tracking_uri,
+    use_experiment,
+)
 
 
 @dataclass
@@ -79,6 +87,7 @@ class SelfTraining:
         self.root = f"{self.storage.rstrip('/')}/{self.run}"
         self.uri = tracking_uri(config.tracking.tracking_uri, config.storage_path)
         self.registry = Registry(self.uri, config.tracking.registered_model, config.tracking.champion_alias)
+        check_tracking(self.uri)  # refused credentials or an unreachable server: before any work
         self.console = console or Console()
         self.run_id: str | None = None  # the MLflow parent run, once started
         self.dev = read_gold(config.data.dev_gold)

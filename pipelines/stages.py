@@ -40,7 +40,7 @@ from pipelines.merge import (
 from pipelines.read import read_documents, read_gold
 from pipelines.reports import CalibrationReport, EvalReport, MergeReport, TrainReport, WeakLabelReport
 from pipelines.runtime import backbone_path, ensure_ray
-from pipelines.storage import check_writable, is_uri, resolve, write_parquet
+from pipelines.storage import check_writable, is_dir, is_uri, local_copy, resolve, save_model, write_parquet
 from pipelines.train_worker import StepHook, TrainSpec
 from pipelines.trainer import train_model
 from pipelines.weak_label import weak_label
@@ -52,8 +52,8 @@ def default_output(config: PipelineConfig, stage: str) -> str:
 
 
 def check_model(path: str) -> str:
-    if not is_uri(path) and not Path(path).is_dir():
-        raise FileNotFoundError(f"model not found: {path} (a GLiNER checkpoint folder)")
+    if not is_dir(path):
+        raise FileNotFoundError(f"model not found: {path} (a GLiNER checkpoint folder, local or a URI)")
     return path
 
 
@@ -68,8 +68,8 @@ def new_model(config: PipelineConfig, path: str) -> str:
     import torch
 
     torch.manual_seed(config.seed)
-    GLiNER.from_backbone(backbone_path(config.model.backbone), **config.model.settings).save_pretrained(path)
-    return path
+    model = GLiNER.from_backbone(backbone_path(config.model.backbone), **config.model.settings)
+    return save_model(model, path)
 
 
 def synthesize_corpus(
@@ -292,7 +292,7 @@ def evaluate_model(
     `data.dev_gold`), at `eval.threshold`."""
     check_model(model_path)
     rows = read_gold(gold or config.data.dev_gold) if gold is None or isinstance(gold, str) else gold
-    model = GLiNER.from_pretrained(model_path)
+    model = GLiNER.from_pretrained(local_copy(model_path))
     threshold = model_threshold(model, config.eval.threshold)
     return evaluate_rows(model, rows, config.prompts(), threshold, name, sample_rows)
 
@@ -305,7 +305,7 @@ def calibrate_model(config: PipelineConfig, model_path: str) -> CalibrationRepor
     check_model(model_path)
     started = time.perf_counter()
     rows = read_gold(config.eval.calibration_gold or config.data.dev_gold)
-    model = GLiNER.from_pretrained(model_path)
+    model = GLiNER.from_pretrained(local_copy(model_path))
     result = calibrate_thresholds(
         model,
         rows,
@@ -316,5 +316,5 @@ def calibrate_model(config: PipelineConfig, model_path: str) -> CalibrationRepor
         objective="micro",
     )
     result.apply(model)
-    model.save_pretrained(model_path)
+    save_model(model, model_path)
     return CalibrationReport(result, len(rows), time.perf_counter() - started)

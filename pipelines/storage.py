@@ -1,14 +1,25 @@
 """Where a run keeps its data: `<storage_path>/<run>/iter_<k>/<stage>/`, local or any pyarrow URI.
 
 Local output is checked before any work (`check_writable`: a clear error for a read-only or full
-disk) and written atomically (`write_parquet`: shards go to a staging folder that is renamed into
-place only when every shard is written, so a failed write leaves no partial output behind).
+disk; for a URI a probe object is written and removed, so a missing bucket or refused credentials
+fail first too) and written atomically (`write_parquet`: shards go to a staging folder that is
+renamed into place only when every shard is written, so a failed write leaves no partial output).
+
+Folders on object storage (`s3://bucket/run/...`; endpoint and keys from the usual AWS variables,
+e.g. `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) work wherever a local folder
+does: `is_dir`, `copy_tree` and `write_text` take either, and `local_copy` gives a model
+checkpoint at a URI as a local folder (downloaded once per process tree and content, then reused),
+for the code that can only read local files (transformers, MLflow's model logging).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
+import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,6 +55,119 @@ def resolve(path: str) -> str:
     return path if is_uri(path) else str(Path(path).expanduser().resolve())
 
 
+def filesystem(path: str):
+    """(pyarrow filesystem, path inside it) for a URI or a local path."""
+    import pyarrow.fs
+
+    if is_uri(path):
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), str(Path(path).expanduser().resolve())
+
+
+def is_dir(path: str) -> bool:
+    """A folder (for a URI: a prefix with objects under it)."""
+    if not is_uri(path):
+        return Path(path).is_dir()
+    import pyarrow.fs
+
+    fs, inner = filesystem(path)
+    return fs.get_file_info(inner).type == pyarrow.fs.FileType.Directory
+
+
+def is_file(path: str) -> bool:
+    if not is_uri(path):
+        return Path(path).is_file()
+    import pyarrow.fs
+
+    fs, inner = filesystem(path)
+    return fs.get_file_info(inner).type == pyarrow.fs.FileType.File
+
+
+def read_text(path: str) -> str:
+    if not is_uri(path):
+        return Path(path).read_text(encoding="utf-8")
+    fs, inner = filesystem(path)
+    with fs.open_input_stream(inner) as f:
+        return f.read().decode("utf-8")
+
+
+def write_text(path: str, text: str) -> None:
+    if not is_uri(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+        return
+    fs, inner = filesystem(path)
+    with fs.open_output_stream(inner) as f:
+        f.write(text.encode("utf-8"))
+
+
+def copy_tree(source: str, target: str) -> str:
+    """A folder (or one file) to `target`; either side local or a URI. Returns `target`."""
+    if not is_uri(source) and not is_uri(target):
+        if Path(source).is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        return target
+    import pyarrow.fs
+
+    source_fs, source_path = filesystem(source)
+    target_fs, target_path = filesystem(target)
+    if not is_uri(target):  # pyarrow creates no local folder for the top of the copy
+        is_folder = source_fs.get_file_info(source_path).type == pyarrow.fs.FileType.Directory
+        (Path(target_path) if is_folder else Path(target_path).parent).mkdir(parents=True, exist_ok=True)
+    pyarrow.fs.copy_files(
+        source_path, target_path, source_filesystem=source_fs, destination_filesystem=target_fs
+    )
+    return target
+
+
+def local_copy(path: str) -> str:
+    """`path` itself when local; a folder at a URI downloaded into a local cache, else.
+
+    The cache key is the URI and the listing (names, sizes, times), so a folder rewritten at the same
+    URI is downloaded again; concurrent callers (two actors on one node) each download into a
+    private folder and the first rename wins."""
+    if not is_uri(path):
+        return path
+    import pyarrow.fs
+
+    fs, inner = filesystem(path)
+    listing = fs.get_file_info(pyarrow.fs.FileSelector(inner, recursive=True, allow_not_found=True))
+    files = sorted((i.path, i.size, str(i.mtime)) for i in listing if i.type == pyarrow.fs.FileType.File)
+    if not files:
+        raise FileNotFoundError(f"nothing at {redact_uri(path)} (a model checkpoint folder)")
+    key = hashlib.sha256(repr((path, files)).encode()).hexdigest()[:24]
+    root = Path(os.environ.get("GLINER_SELFTRAIN_CACHE", Path(tempfile.gettempdir()) / "gliner-selftrain"))
+    final = root / "downloads" / key / (Path(inner).name or "model")  # keeps the folder's name
+    if final.is_dir():
+        return str(final)
+    staging = final.with_name(f".{final.name}.partial-{uuid.uuid4().hex[:8]}")
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        copy_tree(path, str(staging))
+        try:
+            staging.rename(final)
+        except OSError:  # another process finished first: use its copy
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(final)
+
+
+def save_model(model, path: str) -> str:
+    """`model.save_pretrained` at a local path or a URI (saved locally, then uploaded)."""
+    if not is_uri(path):
+        model.save_pretrained(path)
+        return path
+    with tempfile.TemporaryDirectory() as directory:
+        model.save_pretrained(directory)
+        copy_tree(directory, path)
+    return path
+
+
 def iteration_path(storage_path: str, run: str, iteration: int, stage: str) -> str:
     return f"{resolve(storage_path).rstrip('/')}/{run}/iter_{iteration:02d}/{stage}"
 
@@ -59,21 +183,6 @@ def write_parquet(ds: ray.data.Dataset, path: str) -> str:
     return path
 
 
-def copy_tree(source: str, target: str) -> str:
-    """A folder (or file) to `target`, local or on any pyarrow filesystem URI; returns `target`."""
-    if not is_uri(source) and not is_uri(target):
-        if Path(source).is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True)
-        else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-        return target
-    import pyarrow.fs
-
-    pyarrow.fs.copy_files(source, target)
-    return target
-
-
 # `check_writable(path)`: fail before any work when a local output folder cannot be created or written
 # (`PermissionError("cannot write to …")`, or `OSError(ENOSPC, "no space left …")` for a full disk; the
 # probe file never stays behind). One implementation for every stage, in `synth.output` because synth
@@ -81,8 +190,15 @@ def copy_tree(source: str, target: str) -> str:
 __all__ = [
     "check_writable",
     "copy_tree",
+    "filesystem",
+    "is_dir",
+    "is_file",
     "is_no_space",
     "is_uri",
+    "local_copy",
+    "read_text",
+    "save_model",
+    "write_text",
     "iteration_path",
     "redact_config",
     "redact_uri",

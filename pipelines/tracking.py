@@ -1,7 +1,14 @@
-"""MLflow: runs, params, the model as a pyfunc in the registry, and the champion alias."""
+"""MLflow: runs, params, the model as a pyfunc in the registry, and the champion alias.
+
+The tracking URI is a server (`http://mlflow:5000`, credentials from MLFLOW_TRACKING_USERNAME /
+MLFLOW_TRACKING_PASSWORD), a database URI, or by default a SQLite file beside a local
+`storage_path`. `check_tracking` asks a server once before any work, so that refused credentials or
+a wrong address end the job at its start, not after training.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -16,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
 from pipelines.reports import Tracked
-from pipelines.storage import redact_uri, resolve
+from pipelines.storage import is_uri, local_copy, redact_uri, resolve
 
 MAX_PARAM_LENGTH = 6000
 
@@ -27,6 +34,11 @@ def tracking_uri(configured: str | None, storage_path: str) -> str:
         return configured
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
+    if is_uri(storage_path):
+        raise ValueError(
+            f"storage_path {redact_uri(storage_path)} is not a local folder, so MLflow cannot keep its "
+            "SQLite file beside it: set tracking.tracking_uri (or MLFLOW_TRACKING_URI) to an MLflow server"
+        )
     folder = Path(resolve(storage_path))
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
@@ -41,9 +53,53 @@ def use_experiment(name: str, uri: str, storage_path: str) -> None:
         os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:") and mlflow.get_experiment_by_name(name) is None:
-        artifacts = Path(resolve(storage_path)) / "mlartifacts"
-        mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+        artifacts = (
+            f"{storage_path.rstrip('/')}/mlartifacts"
+            if is_uri(storage_path)
+            else (Path(resolve(storage_path)) / "mlartifacts").as_uri()
+        )
+        mlflow.create_experiment(name, artifact_location=artifacts)
     mlflow.set_experiment(name)
+
+
+@contextlib.contextmanager
+def _one_attempt(timeout_s: int = 15):
+    """MLflow's HTTP client with one attempt and a short timeout (its default retries for minutes)."""
+    names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({names[0]: "0", names[1]: str(timeout_s)})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def check_tracking(uri: str) -> None:
+    """For a tracking server: one request, so that bad credentials or a wrong address fail now.
+
+    Refused credentials raise `PermissionError`, an unreachable server `ConnectionError`, each with a
+    one-line message (the URI's password redacted)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    where = redact_uri(uri)
+    try:
+        with _one_attempt():
+            MlflowClient(uri).search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as error:
+        text = str(error)
+        if error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or any(
+            f"error code {code}" in text for code in (401, 403)
+        ):
+            raise PermissionError(
+                f"MLflow at {where} refused the credentials: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) to a user of that server"
+            ) from None
+        first = redact_uri(text.strip().splitlines()[0] if text.strip() else type(error).__name__)
+        raise ConnectionError(f"cannot use MLflow at {where}: {first[:300]}") from None
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -140,7 +196,7 @@ def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, regis
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=GLiNERPyfunc(),
-            artifacts={"gliner": model_dir, "settings": str(settings)},
+            artifacts={"gliner": local_copy(model_dir), "settings": str(settings)},
             registered_model_name=registered_model,
             # the example's params become the signature's params, their defaults the registered ones
             input_example=(
@@ -158,7 +214,7 @@ def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, regis
 
 
 def _calibrated_thresholds(model_dir: str) -> dict[str, float]:
-    config = json.loads((Path(model_dir) / "gliner_config.json").read_text())
+    config = json.loads((Path(local_copy(model_dir)) / "gliner_config.json").read_text())
     return dict(config.get("label_thresholds") or {})
 
 

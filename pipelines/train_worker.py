@@ -1,13 +1,24 @@
-"""What every Ray Train worker runs: restore, train epoch by epoch, checkpoint.
+"""What every Ray Train worker runs: load the rows, restore, train epoch by epoch, checkpoint.
 
-    train_loop({"spec": TrainSpec(...), "step_hook": None})     # the function TorchTrainer runs
+    train_loop({"spec": TrainSpec(...), "step_hook": None, "record_hook": None})   # what TorchTrainer runs
 
-Each worker reads only its shard (`ray.train.get_dataset_shard`), asks the model for batches
-(`GLiNER.training_batch`) and optimizer groups (`GLiNER.parameter_groups`), and steps AdamW
-(encoder / head learning rates, linear warmup then decay, gradient clipping, bf16 autocast on GPU)
-on the smoothed focal/BCE loss. Rank 0 scores the gold dev rows each epoch and reports a checkpoint
-(the model in gliner_core format plus optimizer state); after a worker failure Ray restarts the
-group and training resumes from the latest checkpoint without repeating a batch.
+Every worker holds the training rows (an Arrow table: `TrainingRows`) and follows the same
+deterministic plan per epoch (`pipelines.batching.epoch_plan`): global batches of
+`batch_size x world` rows, length-bucketed, rank r training on every world-th row of each. So the
+ranks agree on every step without talking: none can skip or add a step on its own (a rank whose part
+of the last batch is empty runs a zero-weight step on a filler row, so the gradient all-reduce always
+has every rank), rows without words are left out of the plan, and each row is trained once per epoch
+across the ranks. The loss of a step is the sum over the rank's rows times `world / global rows`,
+which DDP's gradient average turns into the mean over the global batch: two workers with batch 8
+compute what one worker with batch 16 computes.
+
+Each step asks the model for a batch (`GLiNER.training_batch`) and optimizer groups
+(`GLiNER.parameter_groups`), and steps AdamW (encoder / head learning rates, linear warmup then
+decay, gradient clipping, bf16 autocast on GPU) on the smoothed focal/BCE loss. Rank 0 scores the
+gold dev rows each epoch and reports a checkpoint (the model in gliner_core format plus optimizer
+state); after a worker failure Ray restarts the group and training resumes from the latest
+checkpoint at the same place in the same plan (batch order, label order and dropout are seeded per
+step), without repeating or skipping a batch.
 """
 
 from __future__ import annotations
@@ -18,15 +29,19 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import ray.train
 import ray.train.torch
 import torch
 
+from pipelines.batching import epoch_plan, rank_rows
 from pipelines.config import TrainConfig
 from pipelines.console import emit, progress_line
 
@@ -34,7 +49,26 @@ log = logging.getLogger(__name__)
 
 MODEL_DIR = "model"
 STATE_FILE = "train_state.pt"
+ROW_COLUMNS = ("doc_id", "text", "spans", "labels", "weight")
 StepHook = Callable[[int, int], None]  # (step, rank): tests use it to kill a worker mid-epoch
+
+
+@dataclass
+class StepRecord:
+    """What one rank did in one step (for `record_hook`: tests check shards and weights with it)."""
+
+    epoch: int
+    batch: int  # the global batch's number in the epoch's plan (1-based)
+    step: int  # optimizer steps taken, this one included
+    rank: int
+    world: int
+    row_ids: list[str]  # the rows this rank trained on (empty: a zero-weight filler step)
+    global_rows: int  # rows in the global batch, all ranks together
+    loss: float  # the global batch's mean loss
+    module: torch.nn.Module
+
+
+RecordHook = Callable[[StepRecord], None]
 
 
 @dataclass
@@ -42,15 +76,15 @@ class TrainSpec:
     """Everything one training run needs, on every worker."""
 
     config: TrainConfig
-    start_model: str  # gliner_core checkpoint folder to fine-tune
-    labels: dict[str, str]  # label -> prompt, for dev scoring
+    start_model: str  # gliner_core checkpoint folder (local or URI) to fine-tune
+    labels: dict[str, str]  # label -> prompt, for dev scoring and negative sampling
     dev: list[dict] = field(default_factory=list)  # gold rows scored each epoch (empty: no scoring)
     label_pool: list[str] = field(
         default_factory=list
     )  # negatives for rows without a label set (default: labels)
     soft_targets: bool = False  # a span's score is its target (else 1)
     eval_threshold: float = 0.5
-    num_rows: int = 0  # training rows in all shards together
+    num_rows: int = 0  # training rows in the dataset
     seed: int = 0
     tracking_uri: str | None = None  # step metrics go to this MLflow run (rank 0)
     run_id: str | None = None
@@ -58,8 +92,50 @@ class TrainSpec:
     metrics_flush_timeout_s: float = 30.0
     progress_stage: str = "train"  # the console stage whose bar this run moves
 
-    def steps_per_epoch(self, world: int) -> int:
-        return math.ceil(math.ceil(self.num_rows / world) / self.config.batch_size)
+
+class TrainingRows:
+    """All training rows, held by every worker: columns `ROW_COLUMNS` in one deterministic order,
+    and the number of words of each row (0: nothing to learn, left out of the plan)."""
+
+    def __init__(self, table: pa.Table):
+        from gliner_core.text import split_words
+
+        keys = [c for c in ("doc_id", "text") if c in table.column_names]
+        table = table.select([c for c in ROW_COLUMNS if c in table.column_names])
+        # the same order on every rank, whatever order the blocks arrived in
+        self.table = table.take(pc.sort_indices(table, [(k, "ascending") for k in keys]))
+        texts = self.table.column("text").to_pylist()
+        self.lengths = [len(split_words(t)) if isinstance(t, str) else 0 for t in texts]
+        self.ids = (
+            [str(i) for i in self.table.column("doc_id").to_pylist()]
+            if "doc_id" in self.table.column_names
+            else [str(i) for i in range(len(texts))]
+        )
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def trainable(self) -> int:
+        return sum(1 for n in self.lengths if n > 0)
+
+    def rows(self, indices: Sequence[int]) -> list:
+        from gliner_core.training import TrainingRow
+
+        taken = self.table.take(pa.array(list(indices), pa.int64()))
+        return [TrainingRow.from_dict(r) for r in taken.to_pylist()]
+
+
+def load_rows() -> TrainingRows:
+    """This worker's copy of every training row (the dataset is not split: see `trainer.py`)."""
+    shard = ray.train.get_dataset_shard("train")
+    tables = list(shard.iter_batches(batch_size=4096, batch_format="pyarrow"))
+    if not tables:
+        raise ValueError("no training rows")
+    rows = TrainingRows(pa.concat_tables(tables, promote_options="default"))
+    if not rows.trainable:
+        raise ValueError(f"none of the {len(rows)} training rows has a word: nothing to train on")
+    return rows
 
 
 @dataclass
@@ -76,6 +152,11 @@ class WorkerState:
     resumed_from: int = 0  # the step of the checkpoint this worker resumed from
 
 
+def step_seed(*parts: object) -> int:
+    """A seed from a step's coordinates, the same in every process (unlike `hash` of a str)."""
+    return zlib.crc32(":".join(map(str, parts)).encode())
+
+
 def linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
     """Learning-rate factor: linear warmup over `warmup_ratio` of the steps, then linear decay to 0."""
     warmup = max(1, int(total_steps * warmup_ratio))
@@ -88,9 +169,10 @@ def linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], fl
     return factor
 
 
-def restore(spec: TrainSpec, world: int) -> WorkerState:
+def restore(spec: TrainSpec, total_steps: int) -> WorkerState:
     """The model and optimizer from the latest checkpoint of this run, else from `spec.start_model`."""
     from gliner_core import GLiNER
+    from pipelines.storage import local_copy
 
     saved = None
     checkpoint = ray.train.get_checkpoint()
@@ -99,19 +181,21 @@ def restore(spec: TrainSpec, world: int) -> WorkerState:
             model = GLiNER.from_pretrained(Path(directory) / MODEL_DIR)
             saved = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
     else:
-        model = GLiNER.from_pretrained(spec.start_model)
+        model = GLiNER.from_pretrained(local_copy(spec.start_model))
         model.set_thresholds(None)  # thresholds calibrated for the start model do not fit the new one
     model.train()
-    module = ray.train.torch.prepare_model(model)  # DDP when world > 1, moved to the worker's device
+    # DDP when world > 1, moved to the worker's device. Some parameters never get a gradient (the
+    # encoder's pooler; a bi-encoder's word LSTM): DDP must not wait for them (Hugging Face's Trainer
+    # makes the same choice by default)
+    module = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
     config = spec.config
     # fused: one kernel over all parameters instead of a Python loop over ~130 tensors (4x faster step
     # on CPU here; what Hugging Face's Trainer uses by default with torch >= 2.8)
     optimizer = torch.optim.AdamW(
         model.parameter_groups(config.lr_encoder, config.lr_heads, config.weight_decay), fused=True
     )
-    total_steps = max(1, config.epochs * spec.steps_per_epoch(world))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(total_steps, config.warmup_ratio)
+        optimizer, linear_schedule(max(1, total_steps), config.warmup_ratio)
     )
     state = WorkerState(model, module, optimizer, scheduler)
     if saved is not None:
@@ -122,39 +206,33 @@ def restore(spec: TrainSpec, world: int) -> WorkerState:
     return state
 
 
-def batches(spec: TrainSpec, epoch: int, skip: int) -> Iterator[tuple[int, list]]:
-    """(batch number in the epoch, training rows) of this worker's shard, after the first `skip`;
-    shuffled within a window, seeded by `spec.seed` and the epoch (a resumed epoch repeats its order)."""
-    from gliner_core.training import TrainingRow
+def train_step(
+    state: WorkerState,
+    spec: TrainSpec,
+    rows: list,
+    global_rows: int,
+    world: int,
+    filler: Any,
+    rng: random.Random,
+    device,
+) -> float:
+    """One optimizer step, taken by every rank together; returns the global batch's mean loss.
 
-    shard = ray.train.get_dataset_shard("train")
-    size = spec.config.batch_size
-    for number, batch in enumerate(
-        shard.iter_batches(
-            batch_size=size, batch_format="pyarrow", local_shuffle_buffer_size=max(64, 8 * size)
-        ),
-        1,
-    ):
-        if number > skip:  # resumed mid-epoch: the first `skip` batches were trained before the failure
-            yield number, [TrainingRow.from_dict(r) for r in batch.to_pylist()]
-
-
-def train_step(state: WorkerState, spec: TrainSpec, rows: list, rng: random.Random, device) -> float | None:
-    """One optimizer step on `rows`; None when no row of the batch has a word (nothing to learn)."""
+    `rows` are this rank's part of a global batch of `global_rows` rows; when it is empty the rank
+    runs the model on `filler` with weight 0, so that it still joins DDP's gradient all-reduce."""
     from gliner_core.training import training_loss
 
     config = spec.config
-    try:
-        batch = state.model.training_batch(rows, spec.label_pool or list(spec.labels), rng, spec.soft_targets)
-    except ValueError:
-        return None
+    batch = state.model.training_batch(
+        rows or [filler], spec.label_pool or list(spec.labels), rng, spec.soft_targets
+    )
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if device.type == "cuda"
         else torch.autocast("cpu", enabled=False)
     )
     with autocast:
-        loss = training_loss(
+        loss_sum = training_loss(
             state.module,
             batch,
             device,
@@ -162,19 +240,27 @@ def train_step(state: WorkerState, spec: TrainSpec, rows: list, rng: random.Rand
             gamma=config.focal_gamma,
             label_smoothing=config.label_smoothing,
             reduction="sum",
-        ) / len(rows)
-    if not torch.isfinite(loss):
+        )
+    if not rows:
+        loss_sum = loss_sum * 0.0
+    state.optimizer.zero_grad(set_to_none=True)
+    # DDP averages gradients over the ranks: scaling by world / global_rows makes the result the
+    # gradient of the mean loss over the whole global batch
+    (loss_sum * (world / global_rows)).backward()
+    total = loss_sum.detach().float().reshape(1)
+    if world > 1:
+        torch.distributed.all_reduce(total)
+    loss = float(total.item()) / global_rows
+    if not math.isfinite(loss):  # the same value on every rank: they all stop here together
         raise FloatingPointError(
-            f"training loss is {loss.item()} at step {state.step + 1}: lower the learning rates "
+            f"training loss is {loss} at step {state.step + 1}: lower the learning rates "
             f"(train.lr_encoder {config.lr_encoder}, train.lr_heads {config.lr_heads}) or check the rows"
         )
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
     torch.nn.utils.clip_grad_norm_(state.module.parameters(), config.max_grad_norm)
     state.optimizer.step()
     state.scheduler.step()
     state.step += 1
-    return float(loss.item())
+    return loss
 
 
 def save_and_report(
@@ -224,19 +310,34 @@ def save_and_report(
 
 
 def train_loop(loop_config: dict) -> None:
-    """The function `TorchTrainer` runs on every worker: `{"spec": TrainSpec, "step_hook": hook or None}`."""
+    """The function `TorchTrainer` runs on every worker:
+    `{"spec": TrainSpec, "step_hook": hook or None, "record_hook": hook or None}`."""
     from pipelines.metrics_sink import MetricsSink
 
     spec: TrainSpec = loop_config["spec"]
     step_hook: StepHook | None = loop_config.get("step_hook")
+    record_hook: RecordHook | None = loop_config.get("record_hook")
     config = spec.config
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(config.torch_threads or max(1, int(config.cpus_per_worker)))
-    torch.manual_seed(spec.seed + rank)
-    rng = random.Random(spec.seed * 1000 + rank)
     device = ray.train.torch.get_device()
-    state = restore(spec, world)
+    data = load_rows()
+    global_batch = config.batch_size * world
+    plans: dict[int, list[list[int]]] = {}
+
+    def plan(epoch: int) -> list[list[int]]:
+        if epoch not in plans:
+            plans.clear()
+            plans[epoch] = epoch_plan(data.lengths, global_batch, spec.seed, epoch, config.bucket_window)
+        return plans[epoch]
+
+    steps_per_epoch = len(plan(0))
+    total_steps = config.epochs * steps_per_epoch
+    state = restore(spec, total_steps)
+    filler = data.rows([next(i for i, n in enumerate(data.lengths) if n > 0)])[0]
+    if rank == 0 and data.trainable < len(data):
+        log.warning("%d of %d training rows have no word: left out", len(data) - data.trainable, len(data))
     sink = (
         MetricsSink(
             spec.tracking_uri, spec.run_id, spec.metrics_spool, flush_timeout_s=spec.metrics_flush_timeout_s
@@ -244,8 +345,8 @@ def train_loop(loop_config: dict) -> None:
         if rank == 0
         else None
     )
-    total_steps = config.epochs * spec.steps_per_epoch(world)
     started = time.perf_counter()
+    samples = 0
 
     def report(metrics: dict[str, float], end_of_epoch: bool, batches_done: int) -> None:
         reported = save_and_report(state, spec, rank, metrics, end_of_epoch, batches_done)
@@ -255,12 +356,18 @@ def train_loop(loop_config: dict) -> None:
 
     while state.epoch < config.epochs:
         losses: list[float] = []
+        batches = plan(state.epoch)
         done = state.skip
-        for done, rows in batches(spec, state.epoch, state.skip):
-            loss = train_step(state, spec, rows, rng, device)
-            if loss is None:
-                continue
+        # resumed mid-epoch: the first `skip` batches of this epoch's plan were trained before the failure
+        for done in range(state.skip + 1, len(batches) + 1):
+            global_rows = batches[done - 1]
+            mine = rank_rows(global_rows, rank, world)
+            # label order, negative sampling and dropout: seeded by the step's place in the plan
+            rng = random.Random(step_seed("rows", spec.seed, state.epoch, done, rank))
+            torch.manual_seed(step_seed("torch", spec.seed, state.epoch, done, rank))
+            loss = train_step(state, spec, data.rows(mine), len(global_rows), world, filler, rng, device)
             losses.append(loss)
+            samples += len(global_rows)
             if sink:
                 sink.log(
                     {"train_loss": loss, "lr_heads": float(state.scheduler.get_last_lr()[-1])}, state.step
@@ -272,13 +379,28 @@ def train_loop(loop_config: dict) -> None:
                         spec.progress_stage, state.step, total_steps, epoch=state.epoch + 1, loss=recent
                     )
                 )
+            if record_hook is not None:
+                ids = [data.ids[i] for i in mine]
+                record = StepRecord(
+                    state.epoch, done, state.step, rank, world, ids, len(global_rows), loss, state.module
+                )
+                record_hook(record)
             if step_hook is not None:
                 step_hook(state.step, rank)
             if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                 report({"train_loss": sum(losses) / len(losses)}, False, done)
         state.skip = 0
-        mean_loss = sum(losses) / len(losses) if losses else float("nan")
-        report({"train_loss": mean_loss, "train_seconds": time.perf_counter() - started}, True, done)
+        seconds = time.perf_counter() - started
+        report(
+            {
+                "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+                "train_seconds": seconds,
+                "train_samples_per_second": samples / seconds if seconds > 0 else 0.0,
+                "rows_without_words": float(len(data) - data.trainable),
+            },
+            True,
+            done,
+        )
         state.epoch += 1
     if sink:
         sink.close()

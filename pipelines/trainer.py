@@ -4,24 +4,29 @@
 
 The workers run `pipelines.train_worker.train_loop`; this module sizes the worker group, keeps the
 best checkpoint by dev micro F1 (and the latest, for resuming), copies the best model to
-`output_dir` and returns a `TrainReport`.
+`output_dir` (a local folder or a URI) and returns a `TrainReport`.
+
+The training rows are not split by Ray Data: every worker reads all of them, in order, and takes its
+part of each global batch from the shared plan (`pipelines.batching`). Splitting with
+`streaming_split(equal=True)`, Ray Train's default, drops up to `world - 1` rows an epoch and gives
+no say over which rank sees which row; the plan covers every row once and keeps the ranks in step.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
-from pathlib import Path
 
 import ray.data
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from pipelines.metrics_sink import file_exists
 from pipelines.reports import TrainReport
-from pipelines.storage import redact_uri
-from pipelines.train_worker import MODEL_DIR, StepHook, TrainSpec, train_loop
+from pipelines.storage import copy_tree, is_uri, redact_uri
+from pipelines.train_worker import MODEL_DIR, RecordHook, StepHook, TrainSpec, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,7 @@ def train_model(
     storage_path: str,
     output_dir: str,
     step_hook: StepHook | None = None,
+    record_hook: RecordHook | None = None,
 ) -> TrainReport:
     """Fine-tune `spec.start_model` on `rows`; the best epoch (dev micro F1) is copied to `output_dir`."""
     started = time.perf_counter()
@@ -45,7 +51,7 @@ def train_model(
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config={"spec": spec, "step_hook": step_hook},
+        train_loop_config={"spec": spec, "step_hook": step_hook, "record_hook": record_hook},
         scaling_config=ScalingConfig(
             num_workers=config.num_workers, use_gpu=config.use_gpu, resources_per_worker=resources
         ),
@@ -61,6 +67,8 @@ def train_model(
             else CheckpointConfig(num_to_keep=1),
         ),
         datasets={"train": rows},
+        # every worker reads every row, in the same order (see the module docstring)
+        dataset_config=DataConfig(datasets_to_split=[], execution_options=ingest_options()),
     )
     result = trainer.fit()
     if result.error:
@@ -76,8 +84,12 @@ def train_model(
             best, best_metrics = max(scored, key=lambda cm: cm[1]["dev_micro_f1"])
     if best is None:
         raise RuntimeError("training produced no checkpoint")
-    os.makedirs(output_dir, exist_ok=True)
-    best.to_directory(output_dir)
+    if is_uri(output_dir):
+        with tempfile.TemporaryDirectory() as directory:
+            copy_tree(best.to_directory(directory), output_dir)
+    else:
+        os.makedirs(output_dir, exist_ok=True)
+        best.to_directory(output_dir)
     spool = spec.metrics_spool
     unsent = spool if spool and spec.tracking_uri and file_exists(spool) else None
     if unsent:
@@ -91,10 +103,17 @@ def train_model(
             uri,
         )
     return TrainReport(
-        model_path=str(Path(output_dir) / MODEL_DIR),
+        model_path=f"{output_dir.rstrip('/')}/{MODEL_DIR}",
         metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
         history=history,
         seconds=time.perf_counter() - started,
         rows=spec.num_rows,
         unsent_metrics=unsent,
     )
+
+
+def ingest_options():
+    """Ray Data options for the training rows: Train's defaults, with the rows in a fixed order."""
+    options = DataConfig.default_ingest_options()
+    options.preserve_order = True
+    return options

@@ -36,11 +36,12 @@ class GLiNERLabeler:
         import torch
 
         from gliner_core import GLiNER
+        from pipelines.storage import local_copy
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
         device = "cuda" if config.num_gpus > 0 and torch.cuda.is_available() else "cpu"
-        self.model = GLiNER.from_pretrained(model_path, map_location=device)
+        self.model = GLiNER.from_pretrained(local_copy(model_path), map_location=device)
         self.views = views  # view name -> {label: prompt}
         self.config = config
         # the configured threshold, else the checkpoint's calibrated ones, else evaluation's

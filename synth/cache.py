@@ -1,9 +1,10 @@
 """Response cache keyed by (model, prompt hash, document hash, generation settings).
 
-One small JSON file per answered request under a local or shared folder, written atomically,
-so Ray workers on one machine (or on a shared filesystem) see each other's entries and a
-rerun does not pay twice. Only engine answers are cached (engine errors are retried next run);
-a cached answer is re-parsed and re-grounded, so grounding settings can change freely.
+One small JSON file per answered request under a local or shared folder or an object-store URI,
+written atomically, so Ray workers on one machine (or on a shared filesystem, or on any node for a
+URI) see each other's entries and a rerun does not pay twice. Only engine answers are cached
+(engine errors are retried next run); a cached answer is re-parsed and re-grounded, so grounding
+settings can change freely.
 """
 
 from __future__ import annotations
@@ -27,19 +28,36 @@ def cache_key(model: str, prompt_hash: str, doc_hash: str, max_tokens: int, temp
 
 
 class ResponseCache:
+    """Entries under a local folder or a pyarrow filesystem URI (`s3://bucket/synth-cache`, credentials
+    and endpoint from the usual AWS variables): one JSON object per key, written whole (a local file
+    is renamed into place; an object store PUT is atomic), so readers never see half an entry."""
+
     def __init__(self, root: str | os.PathLike[str], run_id: str = ""):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.uri = "://" in str(root)
         self.run_id = run_id
+        if self.uri:
+            import pyarrow.fs
+
+            self.fs, self.base = pyarrow.fs.FileSystem.from_uri(str(root))
+            self.base = self.base.rstrip("/")
+        else:
+            self.root = Path(root)
+            self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
+
+    def _read(self, key: str) -> str:
+        if not self.uri:
+            return self._path(key).read_text(encoding="utf-8")
+        with self.fs.open_input_stream(f"{self.base}/{key[:2]}/{key}.json") as f:
+            return f.read().decode("utf-8")
 
     def get(self, key: str, before_this_run: bool = False) -> Completion | None:
         """The cached completion, or None. With `before_this_run`, entries this run wrote are
         ignored (so a lazily evaluated split of hits and misses stays a partition)."""
         try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+            entry = json.loads(self._read(key))
         except (FileNotFoundError, json.JSONDecodeError):
             return None
         if before_this_run and self.run_id and entry.get("run_id") == self.run_id:
@@ -54,8 +72,6 @@ class ResponseCache:
     def put(self, key: str, completion: Completion) -> None:
         if not completion.ok:
             return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {
             "text": completion.text,
             "prompt_tokens": completion.prompt_tokens,
@@ -63,6 +79,12 @@ class ResponseCache:
             "finish_reason": completion.finish_reason,
             "run_id": self.run_id,
         }
+        if self.uri:
+            with self.fs.open_output_stream(f"{self.base}/{key[:2]}/{key}.json") as out:
+                out.write(json.dumps(entry, ensure_ascii=False).encode("utf-8"))
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(entry, f, ensure_ascii=False)

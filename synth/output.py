@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -37,8 +38,12 @@ def _no_space(path: str | Path, error: BaseException) -> OSError:
 
 
 def check_writable(path: str) -> None:
-    """A local folder that can be created and written, else `PermissionError` / `OSError(ENOSPC)`."""
+    """A local folder that can be created and written, else `PermissionError` / `OSError(ENOSPC)`.
+
+    For a URI (`s3://bucket/prefix`) a probe object is written and deleted: a missing bucket, refused
+    credentials or an unreachable endpoint raise `PermissionError("cannot write to …")` here."""
     if "://" in path:
+        _check_uri_writable(path)
         return
     folder = Path(path)
     probe = folder / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -53,6 +58,23 @@ def check_writable(path: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+def _check_uri_writable(path: str) -> None:
+    import pyarrow.fs
+
+    probe = f"{path.rstrip('/')}/.write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        fs, inner = pyarrow.fs.FileSystem.from_uri(probe)
+        with fs.open_output_stream(inner) as f:
+            f.write(b"ok")
+        fs.delete_file(inner)
+    except (OSError, ValueError) as error:
+        where = re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@", r"\1***@", path)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PermissionError(
+            f"cannot write to {where}: {first} (check the bucket and the AWS_* credentials/endpoint)"
+        ) from error
 
 
 def write_parquet_atomic(ds: ray.data.Dataset, path: str) -> None:

