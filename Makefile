@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv run test lint format typecheck clean distclean
+.PHONY: venv run test lint format typecheck clean distclean label-studio
 
 venv: $(STAMP)
 
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install '$(TORCH_SPEC)'
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
+
+# Label Studio (the review queue's server) pins numpy/pyarrow below ours: its own venv. The tests'
+# `label_studio` fixture finds it here (tests/label_studio.py).
+LS_VENV := .venv-label-studio
+LS_STAMP := $(LS_VENV)/.installed
+label-studio: $(LS_STAMP)
+
+$(LS_STAMP):
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q 'label-studio==1.23.2'
+	touch $(LS_STAMP)
 
 run: venv
 	$(BIN)/python -m jobs self-train
@@ -34,7 +45,7 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: venv
+test: venv label-studio
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -45,4 +56,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LS_VENV)

@@ -20,7 +20,18 @@ from typing import Any
 from pipelines.config import PipelineConfig
 
 # Never uploaded with the working directory.
-EXCLUDES = [".git", ".venv", "runs", "mlruns", "mlartifacts", "*.db", "__pycache__", ".*_cache", "outputs"]
+EXCLUDES = [
+    ".git",
+    ".venv",
+    ".venv-label-studio",
+    "runs",
+    "mlruns",
+    "mlartifacts",
+    "*.db",
+    "__pycache__",
+    ".*_cache",
+    "outputs",
+]
 
 # Options of the pipeline commands that name something the job reads (a model may also be a
 # registry reference or a hub id), and the commands that write (to --output, else storage_path).
