@@ -309,6 +309,13 @@ SynthStageConfig = Annotated[SynthOff | SynthGenerate | SynthRows, Field(discrim
 _LEGACY_SYNTH = "synth takes `mode: off | generate | rows` (e.g. {mode: generate, config: synth.yaml})"
 
 
+# Sections whose defaults differ from their class's: applied under anything a config file sets.
+SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "train": {"epochs": 1},
+    "seed_train": {"epochs": 10, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
+}
+
+
 class PipelineConfig(_Section):
     name: str = "self-training"
     seed: int = Field(0, description="one seed for torch, data shuffles, negative sampling and the merge")
@@ -321,17 +328,28 @@ class PipelineConfig(_Section):
     weak_label: WeakLabelConfig = Field(default_factory=WeakLabelConfig)
     merge: MergeConfig = Field(default_factory=MergeConfig)
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=1),
+        default_factory=lambda: TrainConfig(**SECTION_DEFAULTS["train"]),
         description="training of each iteration on weak rows (one epoch: more fits their noise)",
     )
     seed_train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(epochs=10, lr_encoder=1e-4, lr_heads=1e-3, label_smoothing=0.0),
+        default_factory=lambda: TrainConfig(**SECTION_DEFAULTS["seed_train"]),
         description="training of the seed model on gold rows (from the backbone: higher rates, no smoothing)",
     )
     eval: EvalConfig = Field(default_factory=EvalConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     synth: SynthStageConfig = Field(default_factory=SynthOff)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _section_defaults(cls, data: Any) -> Any:
+        """A section given in part keeps its own defaults for the rest (`--set seed_train.lr_heads=…`
+        leaves the seed's 10 epochs alone)."""
+        if isinstance(data, dict):
+            for name, defaults in SECTION_DEFAULTS.items():
+                if isinstance(data.get(name), dict):
+                    data = {**data, name: {**defaults, **data[name]}}
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -84,6 +84,16 @@ def test_default_labeling_functions_follow_the_labels_and_named_ones_must_use_th
         PipelineConfig.model_validate({"weak_label": {"labeling_functions": {"regexes": [regex]}}})
 
 
+def test_a_section_set_in_part_keeps_its_own_defaults():
+    config = PipelineConfig.model_validate({"seed_train": {"bucket_window": 0}, "train": {"lr_heads": 1e-4}})
+    assert (config.seed_train.epochs, config.seed_train.lr_heads, config.seed_train.bucket_window) == (
+        10,
+        1e-3,
+        0,
+    )
+    assert (config.train.epochs, config.train.lr_heads) == (1, 1e-4)
+
+
 def test_class_balance_caps_a_dominating_label():
     rates = balance_rates({"date": 600, "person": 100, "location": 100}, max_share=0.5)
     assert set(rates) == {"date"} and rates["date"] == pytest.approx(200 / 600)
