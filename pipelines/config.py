@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.drift import DriftConfig
 from pipelines.label_model import LabelModelConfig
 from pipelines.labeling_functions import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
 from pipelines.prompt_views import PromptViewsConfig
@@ -339,6 +340,9 @@ class PipelineConfig(_Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     synth: SynthStageConfig = Field(default_factory=SynthOff)
+    drift: DriftConfig = Field(
+        default_factory=DriftConfig, description="the scheduler's drift trigger (`schedule --drift-config`)"
+    )
 
     @model_validator(mode="before")
     @classmethod

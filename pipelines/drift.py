@@ -66,15 +66,14 @@ def load_drift_config(path: str | Path | None) -> DriftConfig:
     the whole file. None gives the defaults. Mistakes raise FileNotFoundError / ValueError (one line)."""
     if path is None:
         return DriftConfig()
-    import yaml
     from pydantic import ValidationError
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"drift config not found: {path}")
+    from synth.config import read_mapping
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from error
+        data = read_mapping(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"drift config not found: {path}") from None
     if isinstance(data, dict) and isinstance(data.get("drift"), dict):
         data = data["drift"]
     if not isinstance(data, dict):

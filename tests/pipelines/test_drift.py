@@ -129,6 +129,9 @@ def test_drift_settings_from_yaml(tmp_path):
     pipeline = tmp_path / "job.yaml"
     pipeline.write_text("data:\n  labels: [person]\ndrift:\n  sample_size: 50\n  max_label_js: 0.3\n")
     assert load_drift_config(pipeline) == DriftConfig(sample_size=50, max_label_js=0.3)
+    from pipelines.config import PipelineConfig
+
+    assert PipelineConfig.load(pipeline).drift == DriftConfig(sample_size=50, max_label_js=0.3)
     bare = tmp_path / "drift.yaml"
     bare.write_text("significance: 0.05\n")
     assert load_drift_config(bare).significance == 0.05
