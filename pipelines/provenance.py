@@ -71,9 +71,9 @@ def content_digest(path: str) -> str:
         from pyarrow import fs as pafs
 
         info = fs.get_file_info(root)
-        infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(pafs.FileSelector(root, True))
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(f"no such file or folder: {path}")
+        infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(pafs.FileSelector(root, True))
         for item in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
             digest.update(json.dumps([item.path.removeprefix(root), item.size, str(item.mtime)]).encode())
         return digest.hexdigest()[:16]

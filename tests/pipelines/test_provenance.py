@@ -69,6 +69,17 @@ def test_content_digest_follows_the_bytes_not_the_timestamps(tmp_path):
         content_digest(str(tmp_path / "missing"))
 
 
+def test_content_digest_of_a_uri_follows_its_listing(tmp_path):
+    (tmp_path / "part-0.parquet").write_bytes(b"x" * 10)
+    uri = tmp_path.as_uri()  # file://…: read through pyarrow's filesystem, as s3:// is
+    first = content_digest(uri)
+    assert content_digest(uri) == first
+    (tmp_path / "part-1.parquet").write_bytes(b"y")
+    assert content_digest(uri) != first
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        content_digest((tmp_path / "missing").as_uri())
+
+
 def test_teacher_tags_name_the_llm_and_hash_each_prompt(tmp_path):
     assert teacher_tags(PipelineConfig()) == {"teacher/model": NO_TEACHER}
     config = PipelineConfig.model_validate({"synth": {"mode": "generate", "config": synth_file(tmp_path)}})
