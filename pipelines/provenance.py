@@ -123,13 +123,30 @@ def rows_record(path: str, context: str = "training", name: str | None = None) -
     return DatasetRecord(context, name, path, content_digest(path), parquet_rows(path))
 
 
+def corpus_rows(config: PipelineConfig) -> int | None:
+    """Documents in a local JSONL or Parquet corpus (None for other formats and URIs)."""
+    data = config.data
+    if is_uri(data.corpus):
+        return None
+    local = Path(resolve(data.corpus))
+    suffixes = {local.suffix} if local.is_file() else {p.suffix for p in local.rglob("*") if p.is_file()}
+    if data.corpus_format == "jsonl" or (data.corpus_format == "auto" and suffixes == {".jsonl"}):
+        return jsonl_rows(data.corpus)
+    if data.corpus_format == "parquet" or (data.corpus_format == "auto" and suffixes == {".parquet"}):
+        return parquet_rows(data.corpus)
+    return None
+
+
 def corpus_record(config: PipelineConfig) -> DatasetRecord:
     data = config.data
     name = Path(data.corpus.rstrip("/")).name or data.corpus
     if data.corpus_format == "hf":  # a hub dataset id: its name is all there is to hash here
         digest = hashlib.sha256(data.corpus.encode()).hexdigest()[:16]
         return DatasetRecord("corpus", name, data.corpus, digest, data.max_documents)
-    return DatasetRecord("corpus", name, data.corpus, content_digest(data.corpus), data.max_documents)
+    rows = corpus_rows(config)
+    if data.max_documents is not None:  # the job reads only the first N
+        rows = min(rows, data.max_documents) if rows is not None else data.max_documents
+    return DatasetRecord("corpus", name, data.corpus, content_digest(data.corpus), rows)
 
 
 def teacher_tags(config: PipelineConfig) -> dict[str, str]:
