@@ -474,7 +474,7 @@ def export(
     cfg = options.resolve()
     if options.dry_run:
         return
-    from pipelines.serving import Int8Refused, default_folder, export_for_serving
+    from pipelines.serving import Int8Refused, NotLogged, default_folder, export_for_serving
 
     if gold is not None and not Path(gold).is_file():
         raise UserError(f"gold file not found: {gold}")
@@ -494,6 +494,8 @@ def export(
         raise typer.Exit(1) from refused
     except ValueError as error:  # a gold file that is not gold rows, labels it lacks
         raise UserError(str(error).splitlines()[0]) from error
+    except NotLogged as error:  # the registry refused or is out of reach
+        raise UserError(str(error)) from error
     say(result.summary())
     if result.artifact_uri:
         say(f"logged with {source.description}: serving/onnx = {result.artifact_uri}")

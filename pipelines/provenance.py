@@ -99,7 +99,11 @@ def jsonl_rows(path: str) -> int | None:
         return None
     local = Path(resolve(path))
     files = [local] if local.is_file() else sorted(local.rglob("*.jsonl"))
-    return sum(1 for file in files for line in file.open(encoding="utf-8", errors="replace") if line.strip())
+    count = 0
+    for file in files:
+        with file.open(encoding="utf-8", errors="replace") as handle:
+            count += sum(1 for line in handle if line.strip())
+    return count
 
 
 def parquet_rows(path: str) -> int | None:

@@ -30,6 +30,10 @@ class Int8Refused(RuntimeError):
     """The int8 graph lost more F1 than allowed; the message says by how much and what was kept."""
 
 
+class NotLogged(RuntimeError):
+    """The export was written but the registry did not take it (refused, or out of reach)."""
+
+
 @dataclass(frozen=True)
 class ServingExport:
     folder: str
@@ -89,13 +93,22 @@ def export_for_serving(
     precision = "int8" if quantize else "fp32"
     uri = None
     if model.version is not None and model.registered_model is not None:
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
+        from pipelines.model_source import first_line
+        from pipelines.storage import redact_uri
         from pipelines.tracking import log_serving_export
 
         where = registry_uri(config)
         client = MlflowClient(tracking_uri=where, registry_uri=where)
-        uri = log_serving_export(
-            client, model.registered_model, model.version, str(result.directory), precision, drop
-        )
+        try:
+            uri = log_serving_export(
+                client, model.registered_model, model.version, str(result.directory), precision, drop
+            )
+        except (MlflowException, OSError) as error:
+            raise NotLogged(
+                f"{result.directory} was written but not logged with {model.description} in the "
+                f"registry at {redact_uri(where)}: {redact_uri(first_line(error))}"
+            ) from error
     return ServingExport(str(Path(result.directory)), precision, drop, gold, uri, result.seconds)

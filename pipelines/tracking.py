@@ -349,7 +349,9 @@ def lineage(client: MlflowClient, registered_model: str, version_or_alias: str) 
     if found.run_id:
         inputs = client.get_run(found.run_id).inputs
         for entry in inputs.dataset_inputs if inputs is not None else []:
-            tags = {tag.key: tag.value for tag in entry.tags}
+            tags: dict[str, Any] = {tag.key: tag.value for tag in entry.tags}
+            if str(tags.get("rows", "")).isdigit():
+                tags["rows"] = int(tags["rows"])
             source = entry.dataset.source
             with contextlib.suppress(json.JSONDecodeError, AttributeError):
                 source = json.loads(source).get("uri", source)

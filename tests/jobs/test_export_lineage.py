@@ -17,6 +17,8 @@ from tests.jobs.conftest import ROOT
 from tests.official import build_official
 from tests.test_parity import LABELS, TEXTS
 
+pytestmark = pytest.mark.integration  # a real MLflow store; ONNX exports take tens of seconds
+
 NAME = "gliner-selftrain"  # the config's default registered model
 THRESHOLD = 0.5
 
@@ -112,7 +114,7 @@ def test_lineage_shows_datasets_and_tags(capsys, registered):
     data = json.loads(out)
     contexts = {d["context"]: d for d in data["datasets"]}
     assert set(contexts) == {"corpus", "seed_gold", "dev", "training"}
-    assert contexts["training"]["rows"] == "3" and len(contexts["training"]["digest"]) == 16
+    assert contexts["training"]["rows"] == 3 and len(contexts["training"]["digest"]) == 16
     assert contexts["dev"]["source"].endswith("gold_dev.jsonl")
     tags = data["tags"]
     assert tags["teacher/model"] == "teacher-llm" and len(tags["synth/ner/prompt_sha256"]) == 16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +117,8 @@ def test_job_provenance_of_the_embedded_default():
     assert provenance.tags["git_commit"] == git_commit() != ""
     assert provenance.tags["teacher/model"] == NO_TEACHER
     corpus = provenance.datasets[0]
-    lines = [line for line in open(PipelineConfig().data.corpus, encoding="utf-8") if line.strip()]
+    text = Path(PipelineConfig().data.corpus).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
     assert corpus.name == "corpus.jsonl" and corpus.rows == len(lines) > 5
     capped = job_provenance(PipelineConfig.model_validate({"data": {"max_documents": 5}})).datasets[0]
     assert capped.rows == 5 and capped.digest == corpus.digest  # the same file, of which the job reads 5
