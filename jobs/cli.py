@@ -1,7 +1,7 @@
 """`gliner-selftrain`: the command line (also `python -m jobs`).
 
 Pipeline commands (run here, or on a cluster through `submit`):
-    synth, label, train, evaluate, self-train, predict
+    synth, label, train, evaluate, self-train, predict, export, lineage
 Cluster commands:
     submit, schedule, status, logs
 
@@ -441,6 +441,127 @@ def predict(
         if sink:
             sink.close()
     typer.echo(f"{len(texts)} texts, {found} entities" + (f" -> {output}" if output else ""), err=True)
+
+
+@pipeline_command(uses_ray=False)
+def export(
+    options: PipelineOptions,
+    model: ModelOpt = "champion",
+    format: Annotated[str, typer.Option("--format", help="serving format: onnx")] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also a quantized graph, checked on --gold (default: none)")
+    ] = None,
+    gold: Annotated[
+        str | None, typer.Option(help="gold JSONL for the int8 F1 check (default: data.dev_gold)")
+    ] = None,
+    output: Annotated[str | None, typer.Option(help="export folder (default: under storage_path)")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace an existing --output folder")
+    ] = False,
+) -> None:
+    """Export a model for serving (ONNX, optionally int8); a registered model's version records it.
+
+    An int8 graph that loses more dev micro F1 than export.int8_max_f1_drop is refused (exit code 1).
+    """
+    from pipelines.serving import FORMATS, QUANTIZATIONS
+
+    if format not in FORMATS:
+        raise UserError(f"--format {format!r} is not supported: use {', '.join(FORMATS)}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise UserError(f"--quantize {quantize!r} is not supported: use {', '.join(QUANTIZATIONS)}")
+    if gold is not None and quantize is None:
+        raise UserError("--gold is for the int8 check: add --quantize int8, or leave --gold out")
+    cfg = options.resolve()
+    if options.dry_run:
+        return
+    from pipelines.serving import Int8Refused, NotLogged, default_folder, export_for_serving
+
+    if gold is not None and not Path(gold).is_file():
+        raise UserError(f"gold file not found: {gold}")
+    if output is None:
+        try:
+            output = default_folder(cfg)
+        except ValueError as error:
+            raise UserError(str(error)) from error
+    if Path(output).exists() and not overwrite:
+        raise UserError(f"{output} already exists: choose another --output or pass --overwrite")
+    source = use_model(cfg, model)
+    typer.echo(f"model: {source.description}", err=True)
+    try:
+        result = export_for_serving(cfg, source, output, quantize, gold, overwrite)
+    except Int8Refused as refused:
+        typer.echo(f"error: {refused}", err=True)
+        raise typer.Exit(1) from refused
+    except ValueError as error:  # a gold file that is not gold rows, labels it lacks
+        raise UserError(str(error).splitlines()[0]) from error
+    except NotLogged as error:  # the registry refused or is out of reach
+        raise UserError(str(error)) from error
+    say(result.summary())
+    if result.artifact_uri:
+        say(f"logged with {source.description}: serving/onnx = {result.artifact_uri}")
+
+
+def parse_version_reference(reference: str, config: PipelineConfig) -> tuple[str, str]:
+    """(registered model, version number or alias) of NAME@VERSION, NAME@ALIAS, @VERSION, @ALIAS,
+    champion, a bare version number, models:/NAME/VERSION or models:/NAME@ALIAS."""
+    from pipelines.model_source import ModelSourceError, parse_reference
+
+    text = reference.strip()
+    name = config.tracking.registered_model
+    if text.startswith("models:"):
+        try:
+            parsed = parse_reference(text)
+        except ModelSourceError as error:
+            raise UserError(str(error)) from error
+        assert parsed.name is not None
+        return parsed.name, parsed.version or parsed.alias or config.tracking.champion_alias
+    if text in ("champion", config.tracking.champion_alias):
+        return name, config.tracking.champion_alias
+    if text.isdigit():
+        return name, text
+    given, at, which = text.rpartition("@")
+    if not at or not which:
+        raise UserError(
+            f"bad model version {reference!r}: give NAME@VERSION or NAME@ALIAS "
+            f"(e.g. {name}@3, {name}@champion)"
+        )
+    return given or name, which
+
+
+@pipeline_command(uses_ray=False)
+def lineage(
+    options: PipelineOptions,
+    version: Annotated[
+        str, typer.Argument(help="MODEL@VERSION or MODEL@ALIAS, e.g. gliner-selftrain@3 or @champion")
+    ],
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default: tracking.tracking_uri, env, storage)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print it as JSON")] = False,
+) -> None:
+    """What a registered model version was trained on, who labeled it and with which settings."""
+    cfg = options.resolve(**{"tracking.tracking_uri": tracking_uri})
+    if options.dry_run:
+        return
+    name, which = parse_version_reference(version, cfg)
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.model_source import ModelSourceError, registry_uri
+    from pipelines.storage import redact_uri
+    from pipelines.tracking import format_lineage
+    from pipelines.tracking import lineage as read_lineage
+
+    try:
+        uri = registry_uri(cfg)
+    except ModelSourceError as error:
+        raise UserError(str(error)) from error
+    try:
+        data = read_lineage(MlflowClient(tracking_uri=uri, registry_uri=uri), name, which)
+    except MlflowException as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"no {name}@{which} in the registry at {redact_uri(uri)}: {first}") from error
+    say(json.dumps(data, indent=2) if as_json else format_lineage(data))
 
 
 # -- cluster commands ------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,24 +29,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from jobs.settings import UserError, config_data, validate
 from jobs.upload import EXCLUDES, check_paths, option_value, option_values
+from pipelines.provenance import git_commit
 
 # Commands that may run on a cluster (everything but the cluster commands themselves).
 PIPELINE_COMMANDS = ("synth", "label", "train", "evaluate", "self-train", "predict")
 FINISHED = ("SUCCEEDED", "FAILED", "STOPPED")
-
-
-def git_commit(folder: str | Path) -> str:
-    """HEAD of the repository holding `folder` (suffixed `-dirty` with local changes), or 'unknown'."""
-    try:
-        run = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=folder, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        diff = run("diff", "HEAD")
-        # uncommitted changes to tracked files are part of what runs: name them by their hash
-        return f"{commit}-dirty-{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else commit
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def file_digest(path: Path) -> str:

@@ -276,6 +276,18 @@ class LoopConfig(_Section):
     )
 
 
+class ExportConfig(_Section):
+    """Serving exports (`gliner-selftrain export`)."""
+
+    int8_max_f1_drop: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="an int8 ONNX export may lose at most this much micro F1 against fp32 on the gold "
+        "set (`--gold`, default data.dev_gold); above it the export is refused for serving",
+    )
+
+
 class TrackingConfig(_Section):
     tracking_uri: str | None = Field(
         None, description="MLflow URI; default: env MLFLOW_TRACKING_URI, else SQLite"
@@ -339,6 +351,7 @@ class PipelineConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     synth: SynthStageConfig = Field(default_factory=SynthOff)
     drift: DriftConfig = Field(
         default_factory=DriftConfig, description="the scheduler's drift trigger (`schedule --drift-config`)"

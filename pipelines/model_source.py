@@ -64,6 +64,7 @@ class ResolvedModel:
     labels: dict[str, str] | None = None  # label -> prompt the model was registered with
     threshold: float | None = None  # its registered threshold
     version: str | None = None  # registry version
+    registered_model: str | None = None  # registry: the registered model's name
 
 
 def parse_reference(reference: str, base: str | Path = ".") -> Reference:
@@ -228,6 +229,7 @@ def _from_registry(ref: Reference, config: PipelineConfig) -> ResolvedModel:
         labels=dict(settings["labels"]) if isinstance(settings.get("labels"), dict) else None,
         threshold=float(settings["threshold"]) if "threshold" in settings else None,
         version=str(found.version),
+        registered_model=name,
     )
 
 

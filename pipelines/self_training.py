@@ -28,8 +28,9 @@ from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
 from pipelines.gold import gold_training_rows
 from pipelines.promotion import decide
+from pipelines.provenance import Provenance, job_provenance
 from pipelines.read import read_gold
-from pipelines.reports import EvalReport, SynthStageReport
+from pipelines.reports import EvalReport, MergeReport, SynthStageReport
 from pipelines.runtime import ensure_ray
 from pipelines.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
 from pipelines.tracking import (
@@ -92,6 +93,8 @@ class SelfTraining:
         self.run_id: str | None = None  # the MLflow parent run, once started
         self.dev = read_gold(config.data.dev_gold)
         self.test = read_gold(config.data.test_gold) if config.data.test_gold else None
+        self.provenance: Provenance | None = None  # datasets, teacher, code and config: `log_job`
+        self.seed_rows: str | None = None  # the seed model's training rows, once written
         self.gold: list[dict] = []  # seed gold rows replayed in each iteration (`loop.replay`)
         self.gold_labels: list[str] = []  # their labels: negatives for rows without a label set
         if config.loop.replay and config.data.seed_gold:
@@ -115,8 +118,11 @@ class SelfTraining:
             log_report(test)
         return report
 
-    def register(self, model_path: str) -> str:
-        return self.registry.register(model_path, self.labels, self.config.eval.threshold)
+    def register(self, model_path: str, rows: str | None = None, merged: MergeReport | None = None) -> str:
+        """Register the model with its provenance: the job's datasets and tags, plus its training rows
+        and the label model's accuracies on them."""
+        provenance = self.provenance.for_model(rows, merged, self.config) if self.provenance else None
+        return self.registry.register(model_path, self.labels, self.config.eval.threshold, provenance)
 
     def train(self, rows_path: str, start: str, folder: str, seed: bool = False, label_pool=()) -> str:
         run = mlflow.active_run()
@@ -146,6 +152,7 @@ class SelfTraining:
             self.say("no data.seed_gold: starting from the backbone with untrained heads")
             return base
         rows, pool = stages.write_seed_rows(self.config, f"{self.root}/seed/train_rows")
+        self.seed_rows = rows
         return self.train(rows, base, f"{self.root}/seed", seed=True, label_pool=pool)
 
     def start_model(self) -> tuple[str, str | None]:
@@ -207,7 +214,7 @@ class SelfTraining:
         origin = current if self.config.loop.retrain_from == "previous" else start
         trained = self.train(merged.path, origin, folder, label_pool=self.gold_labels)
         report = self.evaluate(trained, sample=True)
-        version = self.register(trained)
+        version = self.register(trained, merged.path, merged)
         decision = decide(report, champion, self.config.loop)
         self.registry.record_decision(version, decision.promote, decision.reason)
         if decision.promote:
@@ -234,7 +241,7 @@ class SelfTraining:
         with mlflow.start_run(run_name="start-model", nested=True):
             report = self.evaluate(model, sample=True)
             if version is None:
-                self.registry.promote(self.register(model), report.micro_f1)
+                self.registry.promote(self.register(model, self.seed_rows), report.micro_f1)
         mlflow.log_metric("champion_dev_micro_f1", report.micro_f1, step=0)
         return report
 
@@ -251,6 +258,8 @@ class SelfTraining:
             }
         )
         log_json(public, "config.json")
+        self.provenance = job_provenance(self.config)
+        log_json([d.to_dict() for d in self.provenance.datasets], "datasets.json")
         self.run_id = run_id
         self.say(f"MLflow run {run_id} at {redact_uri(self.uri)}")
 

@@ -21,6 +21,8 @@ COMMANDS = [
     "evaluate",
     "self-train",
     "predict",
+    "export",
+    "lineage",
     "submit",
     "schedule",
     "status",
@@ -164,10 +166,11 @@ def test_usage_mistakes_get_the_usage_message_and_no_traceback(args, message):
 
 def test_shared_options_are_the_same_on_every_pipeline_command(capsys):
     shared = ["--config", "--set", "--storage", "--dry-run"]
-    for command in ("self-train", "synth", "label", "train", "evaluate", "predict"):
+    no_ray = ("evaluate", "predict", "export", "lineage")
+    for command in ("self-train", "synth", "label", "train", *no_ray):
         code, out, _ = run_main(capsys, command, "--help")
         assert code == 0 and all(option in out for option in shared), command
-        assert ("--ray-address" in out) == (command not in ("evaluate", "predict")), command
+        assert ("--ray-address" in out) == (command not in no_ray), command
 
 
 def test_bad_cron_is_refused_before_anything_is_created(capsys, tmp_path):

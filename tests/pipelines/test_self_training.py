@@ -135,6 +135,19 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
 
     versions = client.search_model_versions("name='test-gliner'")
     assert len(versions) == 2  # the seed and iteration 1
+    # provenance: every version names its datasets (by digest), its teacher and its settings
+    for version in versions:
+        assert version.tags["teacher/model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
+        assert len(version.tags["synth/ner/prompt_sha256"]) == 16
+        assert version.tags["config_fingerprint"] == parent.data.params["config_fingerprint"]
+        assert version.tags["git_commit"] and version.tags["label_model/method"].startswith("none")
+        inputs = client.get_run(version.run_id).inputs.dataset_inputs
+        contexts = {tag.value for i in inputs for tag in i.tags if tag.key == "mlflow.data.context"}
+        assert contexts == {"corpus", "seed_gold", "dev", "training"}, contexts
+    newest = max(versions, key=lambda v: int(v.version))
+    assert newest.run_id == iteration.info.run_id  # the iteration's run registered it, with its rows
+    training = [i.dataset for i in client.get_run(newest.run_id).inputs.dataset_inputs if i.dataset.name]
+    assert any(json.loads(d.source)["uri"].endswith("iter_01/train_rows") for d in training)
     champion = client.get_model_version_by_alias("test-gliner", "champion")
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.pyfunc.load_model("models:/test-gliner@champion")
