@@ -668,11 +668,28 @@ def schedule(
     num_cpus: CpusOpt = None,
     num_gpus: GpusOpt = None,
     allow_missing_paths: AllowMissingOpt = False,
+    drift_model: Annotated[
+        Path | None,
+        typer.Option(help="champion checkpoint folder: new data under --watch submits only when it drifts"),
+    ] = None,
+    drift_config: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON drift settings (a pipeline config's drift: section)"),
+    ] = None,
+    drift_labels: Annotated[
+        str | None,
+        typer.Option(help="comma-separated labels (when the checkpoint has no drift reference)"),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow for the drift checks (default $MLFLOW_TRACKING_URI, else next to --state)"),
+    ] = None,
 ) -> None:
-    """Retrain periodically: submit the command on a cron schedule and/or when new data lands.
+    """Retrain periodically: submit the command on a cron schedule, when new data lands, or when it drifts.
 
     Example: gliner-selftrain schedule --cron '0 3 * * *' --watch /data/corpus -- self-train -c job.yaml
-    State (last tick, data seen, submissions) survives restarts; runs never overlap.
+    With --drift-model, new data submits only when the champion sees it drift (docs/operations.md).
+    State (last tick, data seen, submissions, drift checks) survives restarts; runs never overlap.
     """
     from jobs.schedule import Scheduler, StateStore, check_cron, single_instance, utcnow
     from jobs.submit import cluster_client, job_status
@@ -681,6 +698,7 @@ def schedule(
     if cron:
         check_cron(cron)  # before anything is created or contacted
     base = _spec(command, working_dir, pip, "", num_cpus, num_gpus, allow_missing_paths)
+    drift = _drift_monitor(drift_model, drift_config, drift_labels, tracking_uri, state)
     client = cluster_client(address)
 
     def submit_fn(tick_key: str) -> tuple[str, bool]:
@@ -696,10 +714,38 @@ def schedule(
             StateStore(state),
             cron=cron,
             watch=watch,
+            drift=drift,
             say=lambda m: say(f"[schedule {utcnow().isoformat(timespec='seconds')}] {m}"),
         )
         say(f"scheduling `{base.entrypoint()}` (cron: {cron or '-'}, watch: {watch or '-'}, state: {state})")
         scheduler.run_forever(interval, 1 if once else max_polls)
+
+
+def _drift_monitor(
+    model: Path | None, config: Path | None, labels: str | None, tracking_uri: str | None, state: Path
+):
+    """The scheduler's drift check (`pipelines.drift.DriftMonitor`), or None without --drift-model."""
+    if model is None:
+        if config or labels:
+            raise UserError(
+                "--drift-config and --drift-labels need --drift-model (the champion's checkpoint)"
+            )
+        return None
+    import os
+
+    from pipelines.drift import DriftMonitor, load_drift_config
+
+    try:
+        settings = load_drift_config(config)
+        names = [label.strip() for label in (labels or "").split(",") if label.strip()]
+        uri = (
+            tracking_uri
+            or os.environ.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{state.resolve().parent}/mlflow.db"
+        )
+        return DriftMonitor(model, settings, {n: n for n in names} or None, tracking=(uri, "gliner-drift"))
+    except (FileNotFoundError, ValueError) as error:
+        raise UserError(str(error)) from None
 
 
 @app.command()
@@ -796,6 +842,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     # without standalone mode, `typer.Exit(code)` (and Ctrl-C, 130) comes back as the return value
     return result if isinstance(result, int) else 0
+
+
+from jobs.review_cmd import review_app  # noqa: E402  (registered after the app's own commands)
+
+app.add_typer(review_app, name="review")
 
 
 def run() -> None:

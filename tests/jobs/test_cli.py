@@ -27,6 +27,7 @@ COMMANDS = [
     "schedule",
     "status",
     "logs",
+    "review",
 ]
 
 
@@ -117,6 +118,24 @@ def test_dry_run_hides_credentials_in_uris(capsys):
         (
             ["schedule", "--address", "http://127.0.0.1:9", "--", "self-train", "--storage", "/tmp/runs"],
             "cannot reach the Ray cluster",
+        ),
+        (
+            ["schedule", "--drift-labels", "a", "--", "self-train", "--storage", "/tmp/runs"],
+            "--drift-config and --drift-labels need --drift-model",
+        ),
+        (
+            [
+                "schedule",
+                "--watch",
+                "/tmp",
+                "--drift-model",
+                "/nonexistent/champion",
+                "--",
+                "self-train",
+                "--storage",
+                "/tmp/r",
+            ],
+            "drift model not found: /nonexistent/champion",
         ),
         (["predict", "--storage", "/nonexistent/runs"], "no model registry yet"),
         (["predict", "--model", "models:/gliner-selftrain"], "bad model URI"),
