@@ -197,17 +197,24 @@ class MergeConfig(_Section):
         "union", description="which source wins when LLM and GLiNER spans overlap with different labels"
     )
     agreement_boost: float = Field(0.2, ge=0.0, description="score added when both sources agree")
-    min_score: float = Field(
-        0.5,
+    min_score: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
-        description="spans below this confidence (or label-model probability) are dropped",
+        description="spans below this confidence (or label-model probability) are dropped; null: no "
+        "second cut after the weak labeler's (calibrated) thresholds, and P >= 0.5 with a label model",
     )
     llm_score: float = Field(0.9, ge=0.0, le=1.0, description="confidence given to grounded LLM spans")
     negatives_per_row: int = Field(2, ge=0, description="labels absent from a row added to its label set")
     drop_empty_rows: float = Field(
         0.5, ge=0.0, le=1.0, description="fraction of rows without any span to drop (they teach only 'none')"
     )
+
+    def score_floor(self, label_model: bool) -> float:
+        """The `min_score` in force: the weak labeler already cut at its thresholds; P(label) at 0.5."""
+        if self.min_score is not None:
+            return self.min_score
+        return 0.5 if label_model else 0.0
 
 
 class TrainConfig(_Section):

@@ -73,7 +73,8 @@ def merge_spans(
     candidates = list(by_key.values())
     if config.policy == "agreement_only" and has_llm:
         candidates = [s for s in candidates if s["origin"] == "agree"]
-    candidates = [s for s in candidates if s["score"] >= config.min_score]
+    floor = config.score_floor(label_model=False)
+    candidates = [s for s in candidates if s["score"] >= floor]
 
     def rank(span: dict) -> tuple:
         if config.policy in SOURCES_PRIORITY:
@@ -240,7 +241,8 @@ def label_model_rows(
         spans = row["spans"] or []
         if not config.soft_targets:
             kept: list[dict] = []
-            for s in sorted((s for s in spans if s["score"] >= config.min_score), key=lambda s: -s["score"]):
+            floor = config.score_floor(label_model=True)
+            for s in sorted((s for s in spans if s["score"] >= floor), key=lambda s: -s["score"]):
                 if all(s["end"] <= k["start"] or k["end"] <= s["start"] for k in kept):
                     kept.append(s)
             spans = sorted(kept, key=lambda s: (s["start"], s["end"]))

@@ -122,7 +122,7 @@ def test_merge_stage_dedups_and_offers_negative_labels(ray_local):
         )
     )
     labels = ["person", "city", "date", "award"]
-    config = MergeConfig(negatives_per_row=1, drop_empty_rows=0.0)
+    config = MergeConfig(negatives_per_row=1, drop_empty_rows=0.0, min_score=0.5)
     rows = sorted(merge(weak, labels, config, synth).take_all(), key=lambda r: r["text"])
     assert len(rows) == 2  # the two identical texts are one row
     ada, alan = rows  # sorted by text
