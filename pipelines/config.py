@@ -198,7 +198,7 @@ class MergeConfig(_Section):
     )
     agreement_boost: float = Field(0.2, ge=0.0, description="score added when both sources agree")
     min_score: float | None = Field(
-        None,
+        0.5,
         ge=0.0,
         le=1.0,
         description="spans below this confidence (or label-model probability) are dropped; null: no "
@@ -233,7 +233,7 @@ class TrainConfig(_Section):
     cpus_per_worker: float = Field(1.0, gt=0.0)
     torch_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
     bucket_window: int = Field(
-        50,
+        0,
         ge=0,
         description="length bucketing: rows sorted by length within windows of this many batches "
         "(0: plain shuffle)",
@@ -247,7 +247,7 @@ class EvalConfig(_Section):
 
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="span score threshold for dev/test scoring")
     calibrate: bool = Field(
-        False,
+        True,
         description="after each training, per-label thresholds that maximise each label's F1 on "
         "calibration_gold, stored with the checkpoint and used by weak labeling, evaluate and predict",
     )
