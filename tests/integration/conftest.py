@@ -37,10 +37,19 @@ MLFLOW_ADMIN = ("admin", "admin-password-for-tests-only")
 MLFLOW_JOBS = ("gliner-jobs", "jobs-password-for-tests-only")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port not handed out before in this session: the kernel may offer a port again once
+    its socket is closed, and a Ray node refuses to start when two of its components share one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_until(check, what: str, process: subprocess.Popen | None, log: Path | None, timeout: float):
