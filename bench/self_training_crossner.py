@@ -1,13 +1,19 @@
-"""Evidence that self-training improves a model: CrossNER domains, seed trained on CoNLL-2003.
+"""Evidence protocol for self-training, phase 1: leave-one-domain-out seeds and their baselines.
 
-    python bench/self_training_crossner.py --domains politics music --alphas 0 0.1 --iterations 2
+    nice -n 10 python bench/self_training_crossner.py --domains politics music science \
+        --seeds 0 1 2 --rows 1600 --epochs 1 --work /work/evidence_work --out /work/evidence_work/baselines.md
 
-1. seed: MiniLM GLiNER trained on `conll2003/train` (first --seed-rows sentences), selected on
-   `conll2003/dev`;
-2. per domain and label-smoothing alpha: the self-training loop (weak-label the domain's
-   untagged `train` text with the current model → merge → fine-tune → evaluate) starting
-   from the seed, with the domain's label set, evaluated on the domain's `dev` split.
-Prints one table (seed F1, F1 after each iteration) and writes it to --out as markdown.
+For each target CrossNER domain D and training seed k (docs/self_training.md, "Protocol"):
+  conll-seed   MiniLM GLiNER trained on CoNLL-2003 train only (selected on CoNLL dev); the same
+               model for every D, trained once per k under <work>/_shared/seed<k>/conll-seed;
+  generalist   trained on every gold train split except D's (bench/crossner_data.py: CoNLL, the
+               other CrossNER domains, MIT Movie/Restaurant, mixed by MIX), negative labels sampled
+               from the union of their label sets, selected on CoNLL dev + the other domains' dev.
+Both use the pipeline's own trainer (`pipelines.train.train_model`, Ray Train) with the same number
+of rows and epochs. Each checkpoint is evaluated on D's dev halves with D's labels: half B is
+reported, half A is for selection/calibration (and the threshold 0.3 / 0.2 diagnostic).
+Checkpoints: <work>/<D>/seed<k>/<variant>/model (printed at the end), with eval.json beside each.
+Finished steps are skipped on a re-run (a model dir or eval.json that exists is reused).
 """
 
 from __future__ import annotations
@@ -15,55 +21,75 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gliner_core.data import load_crossner  # noqa: E402
-from pipelines.config import PipelineConfig, TrainConfig  # noqa: E402
+from bench.crossner_data import (  # noqa: E402
+    MIX,
+    DomainFiles,
+    Example,
+    conll_rows,
+    generalist_rows,
+    gold_record,
+    label_union,
+    prepare_domain,
+    selection_dev,
+    write_gold,
+)
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("GLINER_DATA", ROOT.parent / "shared" / "data"))
+VARIANTS = ("conll-seed", "generalist")
+REPORT_THRESHOLD = 0.5
+DIAGNOSTIC_THRESHOLDS = (0.3, 0.2)  # half A only: how much a lower threshold would recover
 
 
-def write_gold(examples, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for ex in examples:
-            spans = [{"start": e.start, "end": e.end, "label": e.label} for e in ex.entities]
-            f.write(json.dumps({"text": ex.text, "spans": spans}) + "\n")
+# ---------------------------------------------------------------------------
+# training: the one place that calls the pipeline's trainer
 
 
-def train_seed(work: Path, rows: int, epochs: int) -> str:
+def train_with_pipeline(
+    rows: Sequence[Example],
+    label_pool: Sequence[str],
+    dev: Sequence[Example],
+    start_model: str,
+    out_dir: Path,
+    run_name: str,
+    storage: Path,
+    epochs: int,
+    seed: int,
+) -> dict:
+    """Fine-tune `start_model` on gold `rows` with Ray Train; the best epoch lands in `out_dir/model`.
+
+    Rows carry `labels: None`, so the trainer offers each row its positives plus negatives sampled
+    from its label pool. `pipelines.train.train_model` takes one label map for both: the pool is the
+    keys of the map it evaluates the dev set with, so `label_pool` is also the selection dev's label
+    set (for the generalist, the union of its sources' labels, MIT's included).
+    """
     import ray.data
 
-    from gliner_core import GLiNER
-    from pipelines.read import read_gold
-    from pipelines.self_training import backbone_path, ensure_ray
+    from pipelines.config import TrainConfig
     from pipelines.train import train_model
 
-    ensure_ray(None)
-    train = load_crossner(DATA, "conll2003", "train")[:rows]
-    labels = sorted({e.label for ex in train for e in ex.entities})
-    write_gold(load_crossner(DATA, "conll2003", "dev")[:300], work / "conll_dev.jsonl")
-    base = work / "base"
-    GLiNER.from_backbone(backbone_path("minilm"), hidden_size=384, max_len=256, dropout=0.1).save_pretrained(
-        base
-    )
     items = [
         {
             "doc_id": str(i),
             "text": ex.text,
-            "labels": labels,
+            "labels": None,
             "weight": 1.0,
             "spans": [
                 {"start": e.start, "end": e.end, "label": e.label, "score": 1.0, "origin": "gold"}
                 for e in ex.entities
             ],
         }
-        for i, ex in enumerate(train)
+        for i, ex in enumerate(rows)
     ]
     config = TrainConfig(
         epochs=epochs,
@@ -73,114 +99,249 @@ def train_seed(work: Path, rows: int, epochs: int) -> str:
         label_smoothing=0.0,
         cpus_per_worker=1,
         torch_threads=2,
+        seed=seed,
     )
     result = train_model(
         ray.data.from_items(items),
         len(items),
-        str(base),
-        {lab: lab for lab in labels},
-        read_gold(str(work / "conll_dev.jsonl")),
+        start_model,
+        {label: label for label in label_pool},
+        [gold_record(ex) for ex in dev],
         config,
-        "seed",
-        str(work / "ray"),
-        str(work / "seed"),
+        run_name,
+        str(storage),
+        str(out_dir),
     )
-    print(f"seed: conll2003 dev micro F1 {result.metrics.get('dev_micro_f1', float('nan')):.4f}", flush=True)
-    return result.model_path
+    return {
+        "train_seconds": result.seconds,
+        "selection_dev_micro_f1": result.metrics.get("dev_micro_f1"),
+        "rows": len(items),
+        "epochs": epochs,
+        "steps": result.metrics.get("step"),
+    }
+
+
+def base_model(work: Path, seed: int) -> str:
+    """MiniLM backbone + fresh GLiNER heads, initialised with torch seed `seed` (one per k)."""
+    path = work / "_shared" / f"seed{seed}" / "base"
+    if not (path / "config.json").exists():
+        import torch
+
+        from gliner_core import GLiNER
+        from pipelines.self_training import backbone_path
+
+        torch.manual_seed(seed)
+        GLiNER.from_backbone(
+            backbone_path("minilm"), hidden_size=384, max_len=256, dropout=0.1
+        ).save_pretrained(path)
+    return str(path)
+
+
+def train_variant(args: argparse.Namespace, work: Path, domain: str | None, variant: str, seed: int) -> Path:
+    """Train one seed model unless it exists; returns its `model` dir."""
+    if variant == "conll-seed":
+        out = work / "_shared" / f"seed{seed}" / variant
+        rows = conll_rows(DATA, args.rows, seed)
+        dev = selection_dev(DATA, None, args.conll_dev)
+        mix = {"conll2003": len(rows)}
+    else:
+        assert domain is not None
+        out = work / domain / f"seed{seed}" / variant
+        rows, mix = generalist_rows(DATA, domain, args.rows, seed)
+        dev = selection_dev(DATA, domain, args.select_per_source)
+    model = out / "model"
+    if (model / "config.json").exists():
+        return model
+    print(f"[{domain or 'all'} seed{seed} {variant}] training on {len(rows)} rows {mix}", flush=True)
+    write_gold(rows, out / "train_rows.jsonl")
+    write_gold(dev, out / "selection_dev.jsonl")
+    meta = train_with_pipeline(
+        rows,
+        label_union(rows),
+        dev,
+        base_model(work, seed),
+        out,
+        f"{domain or 'all'}-{variant}-seed{seed}",
+        work / "ray",
+        args.epochs,
+        seed,
+    )
+    meta |= {"mix": mix, "selection_dev_rows": len(dev), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (out / "train_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"[{domain or 'all'} seed{seed} {variant}] {meta}", flush=True)
+    return model
+
+
+# ---------------------------------------------------------------------------
+# evaluation on D's dev halves
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def above(predictions: Sequence[Sequence[Mapping]], threshold: float) -> list[list[Mapping]]:
+    """Predictions decoded at a lower threshold, cut at `threshold`.
+
+    Greedy flat decoding takes candidates best-first, so the spans it keeps above `threshold` are the
+    ones it keeps when decoding at `threshold` itself: one prediction pass serves every threshold.
+    """
+    return [[e for e in row if e["score"] > threshold] for row in predictions]
+
+
+def evaluate_model(model_path: Path, files: DomainFiles) -> dict:
+    """Micro and per-label scores on halves A and B at 0.5, and on A at the diagnostic thresholds."""
+    from gliner_core import GLiNER
+    from pipelines.evaluate import predict_gold, score
+
+    model = GLiNER.from_pretrained(model_path)
+    labels = {name: name for name in files.readable}
+    low = min(DIAGNOSTIC_THRESHOLDS)
+    result: dict = {}
+    started = time.perf_counter()
+    for half, path in (("A", files.dev_a), ("B", files.dev_b)):
+        gold = read_rows(path)
+        predictions = predict_gold(model, gold, labels, low)
+        for threshold in (REPORT_THRESHOLD, *DIAGNOSTIC_THRESHOLDS):
+            if half == "B" and threshold != REPORT_THRESHOLD:
+                continue
+            report = score(gold, above(predictions, threshold), list(labels))
+            result[f"{half}@{threshold}"] = report.to_dict()
+    result["eval_seconds"] = time.perf_counter() - started
+    return result
+
+
+def evaluation(model: Path, files: DomainFiles, out: Path) -> dict:
+    path = out / "eval.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    result = evaluate_model(model, files)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+# ---------------------------------------------------------------------------
+# tables
+
+
+def mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    mean = 100 * statistics.mean(values)
+    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {std:.1f}"
+
+
+def tables(results: dict, domains: Sequence[str], label_maps: Mapping[str, Mapping[str, str]]) -> str:
+    """Markdown: micro F1 per domain and variant (mean ± std over seeds, x100), then per-label F1 on B."""
+    lines = [
+        "| domain | variant | seeds | F1 B @0.5 (reported) | P B | R B | F1 A @0.5 | F1 A @0.3 | F1 A @0.2 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    averages: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for domain in domains:
+        for variant in VARIANTS:
+            runs = results.get(domain, {}).get(variant, [])
+            if not runs:
+                continue
+
+            def col(key: str, metric: str = "micro_f1", runs: list = runs) -> list[float]:
+                return [r[key][metric] for r in runs]
+
+            averages[variant].append(statistics.mean(col("B@0.5")))
+            lines.append(
+                f"| {domain} | {variant} | {len(runs)} | **{mean_std(col('B@0.5'))}** | "
+                f"{mean_std(col('B@0.5', 'micro_precision'))} | {mean_std(col('B@0.5', 'micro_recall'))} | "
+                f"{mean_std(col('A@0.5'))} | {mean_std(col('A@0.3'))} | {mean_std(col('A@0.2'))} |"
+            )
+    for variant, values in averages.items():
+        if values:
+            lines.append(
+                f"| **mean of domains** | {variant} | | **{100 * statistics.mean(values):.1f}** | | | | | |"
+            )
+    out = ["\n".join(lines)]
+    for domain in domains:
+        per_variant = results.get(domain, {})
+        if not per_variant:
+            continue
+        rows = [
+            f"| label ({domain}) | support B | "
+            + " | ".join(f"{v} F1 B" for v in VARIANTS if v in per_variant)
+            + " |",
+            "| --- | --- |" + " --- |" * sum(v in per_variant for v in VARIANTS),
+        ]
+        for name in label_maps[domain].values():
+            first = next(iter(per_variant.values()))[0]["B@0.5"]
+            cells = [
+                mean_std([r["B@0.5"][f"f1/{name}"] for r in per_variant[v]])
+                for v in VARIANTS
+                if v in per_variant
+            ]
+            rows.append(f"| {name} | {int(first[f'support/{name}'])} | " + " | ".join(cells) + " |")
+        out.append("\n".join(rows))
+    return "\n\n".join(out)
+
+
+# ---------------------------------------------------------------------------
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--domains", nargs="+", default=["politics", "music"])
-    parser.add_argument("--alphas", nargs="+", type=float, default=[0.0, 0.1])
-    parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--seed-rows", type=int, default=3000)
-    parser.add_argument("--seed-epochs", type=int, default=1)
-    parser.add_argument("--seed-model", default=None, help="reuse a seed checkpoint")
-    parser.add_argument("--threshold", type=float, default=0.5, help="weak-label threshold")
+    parser.add_argument("--domains", nargs="+", default=["politics", "music", "science"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--rows", type=int, default=640, help="training rows per seed model (every variant)")
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument(
-        "--focal", action="store_true", help="focal loss on (alpha 0.75, gamma 2) in self-training"
+        "--select-per-source", type=int, default=20, help="generalist selection dev rows per source"
     )
-    parser.add_argument("--work", default="/tmp/crossner_selftrain")
-    parser.add_argument("--out", default=None, help="append the markdown table here")
+    parser.add_argument("--conll-dev", type=int, default=100, help="CoNLL-only seed selection dev rows")
+    parser.add_argument("--work", default="/work/evidence_work")
+    parser.add_argument("--out", default=None, help="write the markdown tables here")
+    parser.add_argument("--prepare-only", action="store_true", help="write the data files and stop")
     args = parser.parse_args()
     if not DATA.is_dir():
-        sys.exit(f"needs {DATA}")
-
-    from pipelines.self_training import run
+        sys.exit(f"error: data not found at {DATA}; set GLINER_DATA")
 
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    seed = args.seed_model or train_seed(work, args.seed_rows, args.seed_epochs)
-    rows = []
-    for domain in args.domains:
-        train = load_crossner(DATA, domain, "train")
-        dev = load_crossner(DATA, domain, "dev")
-        labels = sorted({e.label for ex in train + dev for e in ex.entities})
-        corpus = work / f"{domain}_corpus.jsonl"
-        corpus.write_text("".join(json.dumps({"text": ex.text}) + "\n" for ex in train))
-        write_gold(dev, work / f"{domain}_dev.jsonl")
-        for alpha in args.alphas:
-            config = PipelineConfig.model_validate(
-                {
-                    "name": f"{domain}-a{alpha}",
-                    "storage_path": str(work / "runs"),
-                    "data": {
-                        "corpus": str(corpus),
-                        "seed_gold": None,
-                        "dev_gold": str(work / f"{domain}_dev.jsonl"),
-                        "labels": labels,
-                    },
-                    "weak_label": {"threshold": args.threshold, "cpus_per_actor": 1},
-                    "merge": {
-                        "min_score": args.threshold,
-                        "negatives_per_row": len(labels),
-                        "drop_empty_rows": 0.5,
-                    },
-                    "train": {
-                        "epochs": 2,
-                        "batch_size": 8,
-                        "label_smoothing": alpha,
-                        "torch_threads": 2,
-                        "focal_alpha": 0.75 if args.focal else -1.0,
-                        "focal_gamma": 2.0 if args.focal else 0.0,
-                    },
-                    "loop": {"iterations": args.iterations, "patience": args.iterations, "start_from": seed},
-                    "tracking": {
-                        "experiment": "crossner-evidence",
-                        "registered_model": f"crossner-{domain}",
-                        "sample_predictions": 10,
-                    },
-                }
-            )
-            summary = run(config)
-            rows.append((domain, alpha, summary))
-            print(
-                f"{domain} alpha={alpha}: " + ", ".join(f"{r.dev_f1:.4f}" for r in summary.iterations),
-                flush=True,
-            )
+    files = {d: prepare_domain(DATA, d, work / d / "data") for d in args.domains}
+    for d, f in files.items():
+        print(f"{d}: corpus {f.corpus}, dev A {f.dev_a}, dev B {f.dev_b}, labels {f.labels}", flush=True)
+    print(f"generalist mix: {MIX}", flush=True)
+    if args.prepare_only:
+        return
 
-    header = (
-        "| domain | labels | α | seed F1 | "
-        + " | ".join(f"iter {k} F1" for k in range(1, args.iterations + 1))
-        + " |"
-    )
-    lines = [header, "|" + " --- |" * (4 + args.iterations)]
-    for domain, alpha, summary in rows:
-        n_labels = len({e.label for ex in load_crossner(DATA, domain, "dev") for e in ex.entities})
-        f1s = [f"{r.dev_f1:.4f}" for r in summary.iterations]
-        lines.append(
-            f"| {domain} | {n_labels} | {alpha} | {summary.start_f1:.4f} | " + " | ".join(f1s) + " |"
-        )
-    table = "\n".join(lines)
+    from pipelines.self_training import ensure_ray
+
+    ensure_ray(None)
+    results: dict[str, dict[str, list[dict]]] = {d: {} for d in args.domains}
+    paths: list[str] = []
+    # seed-major order: after the first k every domain and variant has one result
+    for seed in args.seeds:
+        for domain in args.domains:
+            for variant in args.variants:
+                model = train_variant(args, work, domain, variant, seed)
+                out = work / domain / f"seed{seed}" / variant
+                if variant == "conll-seed" and not (out / "model").exists():  # one model for every D
+                    out.mkdir(parents=True, exist_ok=True)
+                    (out / "model").symlink_to(model.resolve())
+                result = evaluation(out / "model", files[domain], out)
+                results[domain].setdefault(variant, []).append(result)
+                paths.append(str(out / "model"))
+                print(
+                    f"[{domain} seed{seed} {variant}] F1 B {result['B@0.5']['micro_f1']:.4f} "
+                    f"A {result['A@0.5']['micro_f1']:.4f} (A@0.2 {result['A@0.2']['micro_f1']:.4f})",
+                    flush=True,
+                )
+    table = tables(results, args.domains, {d: f.labels_map for d, f in files.items()})
     print(table)
+    print("checkpoints:\n" + "\n".join(paths))
     print(f"total {time.time() - started:.0f} s")
     if args.out:
-        with open(args.out, "a") as f:
-            f.write(table + "\n")
+        Path(args.out).write_text(table + "\n")
 
 
 if __name__ == "__main__":
