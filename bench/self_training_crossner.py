@@ -1,7 +1,7 @@
 """Evidence protocol for self-training, phase 1: leave-one-domain-out seeds and their baselines.
 
     nice -n 10 python bench/self_training_crossner.py --domains politics music science \
-        --seeds 0 1 2 --rows 1600 --epochs 1 --work /work/evidence_work --out /work/evidence_work/baselines.md
+        --seeds 0 1 2 --rows 1280 --epochs 1 --work /work/evidence_work --out /work/evidence_work/baselines.md
 
 For each target CrossNER domain D and training seed k (docs/self_training.md, "Protocol"):
   conll-seed   MiniLM GLiNER trained on CoNLL-2003 train only (selected on CoNLL dev); the same
@@ -65,6 +65,7 @@ def train_with_pipeline(
     storage: Path,
     epochs: int,
     seed: int,
+    torch_threads: int,
 ) -> dict:
     """Fine-tune `start_model` on gold `rows` with Ray Train; the best epoch lands in `out_dir/model`.
 
@@ -98,7 +99,7 @@ def train_with_pipeline(
         lr_heads=1e-3,
         label_smoothing=0.0,
         cpus_per_worker=1,
-        torch_threads=2,
+        torch_threads=torch_threads,
         seed=seed,
     )
     result = train_model(
@@ -165,6 +166,7 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
         work / "ray",
         args.epochs,
         seed,
+        args.torch_threads,
     )
     meta |= {"mix": mix, "selection_dev_rows": len(dev), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / "train_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -292,8 +294,15 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=["politics", "music", "science"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--rows", type=int, default=640, help="training rows per seed model (every variant)")
+    parser.add_argument("--rows", type=int, default=1280, help="training rows per seed model (every variant)")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads for training and evaluation (1: on an oversubscribed CPU two threads "
+        "stall each other, see docs/self_training.md)",
+    )
     parser.add_argument(
         "--select-per-source", type=int, default=20, help="generalist selection dev rows per source"
     )
@@ -314,8 +323,11 @@ def main() -> None:
     if args.prepare_only:
         return
 
+    import torch
+
     from pipelines.self_training import ensure_ray
 
+    torch.set_num_threads(args.torch_threads)  # evaluation runs in this process
     ensure_ray(None)
     results: dict[str, dict[str, list[dict]]] = {d: {} for d in args.domains}
     paths: list[str] = []
