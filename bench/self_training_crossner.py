@@ -142,14 +142,20 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
     """Train one seed model unless it exists; returns its `model` dir."""
     if variant == "conll-seed":
         out = work / "_shared" / f"seed{seed}" / variant
-        rows = conll_rows(DATA, args.rows, seed)
+        rows = conll_rows(DATA, args.conll_rows, seed)
         dev = selection_dev(DATA, None, args.conll_dev)
         mix = {"conll2003": len(rows)}
+        start = base_model(work, seed)
     else:
         assert domain is not None
         out = work / domain / f"seed{seed}" / variant
         rows, mix = generalist_rows(DATA, domain, args.rows, seed)
         dev = selection_dev(DATA, domain, args.select_per_source)
+        start = (
+            str(train_variant(args, work, None, "conll-seed", seed))
+            if args.generalist_start == "conll-seed"
+            else base_model(work, seed)
+        )
     model = out / "model"
     if (model / "config.json").exists():
         return model
@@ -160,7 +166,7 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
         rows,
         label_union(rows),
         dev,
-        base_model(work, seed),
+        start,
         out,
         f"{domain or 'all'}-{variant}-seed{seed}",
         work / "ray",
@@ -168,7 +174,8 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
         seed,
         args.torch_threads,
     )
-    meta |= {"mix": mix, "selection_dev_rows": len(dev), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    meta |= {"start_model": start, "mix": mix, "selection_dev_rows": len(dev)}
+    meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (out / "train_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"[{domain or 'all'} seed{seed} {variant}] {meta}", flush=True)
     return model
@@ -294,7 +301,14 @@ def main() -> None:
     parser.add_argument("--domains", nargs="+", default=["politics", "music", "science"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--rows", type=int, default=1280, help="training rows per seed model (every variant)")
+    parser.add_argument("--conll-rows", type=int, default=4800, help="CoNLL-only seed: training rows")
+    parser.add_argument("--rows", type=int, default=1200, help="generalist: rows of the leave-D-out mix")
+    parser.add_argument(
+        "--generalist-start",
+        choices=["conll-seed", "base"],
+        default="conll-seed",
+        help="the generalist continues from the CoNLL-only seed k (default) or starts from fresh heads",
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument(
         "--torch-threads",
