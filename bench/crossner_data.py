@@ -136,7 +136,65 @@ def seed_sources(target: str | None) -> list[str]:
     return [CONLL, *(d for d in DOMAINS if d != target), *MIT_SOURCES]
 
 
-def generalist_rows(data: Path, target: str, n_rows: int, seed: int) -> tuple[list[Example], dict[str, int]]:
+# Label families, in our own words: a broad type and the narrower types other sources split off it.
+# A source that annotates any label of a family is never offered another label of that family as a
+# negative (a CoNLL "person" may be a politician; a music "organisation" may be a university).
+FAMILIES: dict[str, set[str]] = {
+    "person": {
+        "person",
+        "politician",
+        "writer",
+        "scientist",
+        "researcher",
+        "musical artist",
+        "actor",
+        "director",
+        "character",
+    },
+    "organisation": {
+        "organisation",
+        "political party",
+        "band",
+        "university",
+        "restaurant name",
+        "academic journal",
+        "magazine",
+        "conference",
+    },
+    "location": {"location", "country", "restaurant location"},
+}
+MAX_EXTRA_NEGATIVES = 4  # labels from other sources offered per row: uniform in 0..4
+
+
+@dataclass
+class SeedRow:
+    """A gold training row and the label set it is offered (its source's labels + sampled negatives)."""
+
+    example: Example
+    labels: list[str]
+    source: str
+
+
+def source_labels(data: Path, source: str) -> list[str]:
+    """Every readable label a source annotates (its tag set), in a fixed order."""
+    if source in MIT_SOURCES:
+        return sorted(MIT_NAMES[source].values())
+    return sorted(set(domain_labels(data, source).values()))
+
+
+def offered_labels(own: Sequence[str], pool: Sequence[str], rng: random.Random) -> list[str]:
+    """The source's own labels (annotation is exhaustive: each absent one is a true negative) plus up
+    to MAX_EXTRA_NEGATIVES labels of other sources, never one of a family the source annotates."""
+    blocked = set(own)
+    for family in FAMILIES.values():
+        if family & blocked:
+            blocked |= family
+    others = [label for label in pool if label not in blocked]
+    extra = rng.sample(others, min(rng.randint(0, MAX_EXTRA_NEGATIVES), len(others)))
+    return [*own, *extra]
+
+
+def generalist_rows(data: Path, target: str, n_rows: int, seed: int) -> tuple[list[SeedRow], dict[str, int]]:
     """`n_rows` gold rows mixed by `MIX` from every train split except `target`'s; also rows per source."""
     if target not in DOMAINS:
         raise ValueError(f"unknown target domain {target!r}; one of {DOMAINS}")
@@ -144,18 +202,25 @@ def generalist_rows(data: Path, target: str, n_rows: int, seed: int) -> tuple[li
     others = [d for d in DOMAINS if d != target]
     counts = {d: round(n_rows * MIX["crossner"] / len(others)) for d in others}
     counts |= {s: round(n_rows * MIX[s]) for s in (CONLL, *MIT_SOURCES)}
-    rows: list[Example] = []
+    own = {source: source_labels(data, source) for source in counts}
+    pool = sorted({label for labels in own.values() for label in labels})
+    rows: list[SeedRow] = []
     for source, n in counts.items():
         examples = load_source(data, source, "train")
-        rows += _take(examples, n, rng) if source in DOMAINS else rng.sample(examples, min(n, len(examples)))
+        taken = _take(examples, n, rng) if source in DOMAINS else rng.sample(examples, min(n, len(examples)))
+        rows += [SeedRow(ex, offered_labels(own[source], pool, rng), source) for ex in taken]
     rng.shuffle(rows)
     return rows, counts
 
 
-def conll_rows(data: Path, n_rows: int, seed: int) -> list[Example]:
-    """`n_rows` CoNLL-2003 train sentences (the CoNLL-only seed, same size as the generalist's)."""
+def conll_rows(data: Path, n_rows: int, seed: int) -> list[SeedRow]:
+    """`n_rows` CoNLL-2003 train sentences, each offered CoNLL's four labels (the CoNLL-only seed)."""
     examples = load_source(data, CONLL, "train")
-    return random.Random(seed).sample(examples, min(n_rows, len(examples)))
+    labels = source_labels(data, CONLL)
+    return [
+        SeedRow(ex, list(labels), CONLL)
+        for ex in random.Random(seed).sample(examples, min(n_rows, len(examples)))
+    ]
 
 
 def selection_dev(data: Path, target: str | None, per_source: int) -> list[Example]:
@@ -166,6 +231,11 @@ def selection_dev(data: Path, target: str | None, per_source: int) -> list[Examp
 
 def label_union(examples: Iterable[Example]) -> list[str]:
     return sorted({e.label for ex in examples for e in ex.entities})
+
+
+def offered_union(rows: Iterable[SeedRow]) -> list[str]:
+    """Every label some row is offered (the selection dev's label set)."""
+    return sorted({label for row in rows for label in row.labels})
 
 
 # ---------------------------------------------------------------------------
@@ -179,12 +249,16 @@ def gold_record(ex: Example) -> dict:
     }
 
 
-def write_gold(examples: Iterable[Example], path: Path) -> Path:
+def write_jsonl(records: Iterable[Mapping], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        for ex in examples:
-            f.write(json.dumps(gold_record(ex)) + "\n")
+        for record in records:
+            f.write(json.dumps(record) + "\n")
     return path
+
+
+def write_gold(examples: Iterable[Example], path: Path) -> Path:
+    return write_jsonl((gold_record(ex) for ex in examples), path)
 
 
 @dataclass

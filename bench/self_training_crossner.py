@@ -36,13 +36,15 @@ from bench.crossner_data import (  # noqa: E402
     MIX,
     DomainFiles,
     Example,
+    SeedRow,
     conll_rows,
     generalist_rows,
     gold_record,
-    label_union,
+    offered_union,
     prepare_domain,
     selection_dev,
     write_gold,
+    write_jsonl,
 )
 
 DATA = Path(os.environ.get("GLINER_DATA", ROOT.parent / "shared" / "data"))
@@ -56,7 +58,7 @@ DIAGNOSTIC_THRESHOLDS = (0.3, 0.2)  # half A only: how much a lower threshold wo
 
 
 def train_with_pipeline(
-    rows: Sequence[Example],
+    rows: Sequence[SeedRow],
     label_pool: Sequence[str],
     dev: Sequence[Example],
     start_model: str,
@@ -69,10 +71,10 @@ def train_with_pipeline(
 ) -> dict:
     """Fine-tune `start_model` on gold `rows` with Ray Train; the best epoch lands in `out_dir/model`.
 
-    Rows carry `labels: None`, so the trainer offers each row its positives plus negatives sampled
-    from its label pool. `pipelines.train.train_model` takes one label map for both: the pool is the
-    keys of the map it evaluates the dev set with, so `label_pool` is also the selection dev's label
-    set (for the generalist, the union of its sources' labels, MIT's included).
+    Each row carries the label set it is offered (`SeedRow.labels`; the trainer only shuffles its
+    order). `pipelines.train.train_model` takes one label map for two things: the dev set is scored
+    with it and its keys are the pool it samples negatives from for rows without labels (none here),
+    so `label_pool` is the selection dev's label set: every label some row is offered.
     """
     import ray.data
 
@@ -82,15 +84,15 @@ def train_with_pipeline(
     items = [
         {
             "doc_id": str(i),
-            "text": ex.text,
-            "labels": None,
+            "text": row.example.text,
+            "labels": list(row.labels),
             "weight": 1.0,
             "spans": [
                 {"start": e.start, "end": e.end, "label": e.label, "score": 1.0, "origin": "gold"}
-                for e in ex.entities
+                for e in row.example.entities
             ],
         }
-        for i, ex in enumerate(rows)
+        for i, row in enumerate(rows)
     ]
     config = TrainConfig(
         epochs=epochs,
@@ -160,11 +162,14 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
     if (model / "config.json").exists():
         return model
     print(f"[{domain or 'all'} seed{seed} {variant}] training on {len(rows)} rows {mix}", flush=True)
-    write_gold(rows, out / "train_rows.jsonl")
+    write_jsonl(
+        [gold_record(r.example) | {"labels": r.labels, "source": r.source} for r in rows],
+        out / "train_rows.jsonl",
+    )
     write_gold(dev, out / "selection_dev.jsonl")
     meta = train_with_pipeline(
         rows,
-        label_union(rows),
+        offered_union(rows),
         dev,
         start,
         out,

@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.crossner_data import (  # noqa: E402
     DOMAINS,
+    FAMILIES,
+    MAX_EXTRA_NEGATIVES,
     MIT_NAMES,
     MIX,
     dev_half,
@@ -26,8 +28,10 @@ from bench.crossner_data import (  # noqa: E402
     generalist_rows,
     label_union,
     load_source,
+    offered_union,
     prepare_domain,
     selection_dev,
+    source_labels,
     split_dev,
 )
 
@@ -44,13 +48,30 @@ def test_generalist_rows_hold_no_target_text_and_follow_the_mix(target: str) -> 
     rows, counts = generalist_rows(DATA, target, 400, seed=0)
     assert target not in counts and set(counts) == {*DOMAINS, "conll2003", *MIT_NAMES} - {target}
     assert len(rows) == sum(counts.values())
-    assert not {ex.text for ex in rows} & texts(target)
+    assert not {row.example.text for row in rows} & texts(target)
     crossner_share = sum(n for s, n in counts.items() if s in DOMAINS) / len(rows)
     assert crossner_share == pytest.approx(MIX["crossner"], abs=0.01)
-    # readable names only: no raw CrossNER tag suffix, no MIT title case
-    labels = label_union(rows)
+    # readable names only: no raw CrossNER tag suffix, no MIT title case; none of D's unseen types
+    labels = set(label_union(row.example for row in rows)) | set(offered_union(rows))
     assert "political party" in labels or target == "politics"
-    assert not {"politicalparty", "musicalartist", "programlang", "Cuisine", "misc"} & set(labels)
+    assert not {"politicalparty", "musicalartist", "programlang", "Cuisine", "misc"} & labels
+    target_only = set(domain_labels(DATA, target).values()) - {
+        label for s in counts for label in source_labels(DATA, s)
+    }
+    assert target_only and not target_only & labels
+
+
+def test_offered_labels_keep_the_source_set_and_never_a_related_negative() -> None:
+    rows, counts = generalist_rows(DATA, "science", 400, seed=1)
+    own_by_source = {source: source_labels(DATA, source) for source in counts}
+    for row in rows:
+        own = own_by_source[row.source]
+        assert row.labels[: len(own)] == own  # every gold label is offered, so absent ones are negatives
+        assert {e.label for e in row.example.entities} <= set(own)
+        extra = set(row.labels[len(own) :])
+        assert len(extra) <= MAX_EXTRA_NEGATIVES and not extra & set(own)
+        for family in FAMILIES.values():
+            assert not (family & set(own) and family & extra), (row.source, extra)
 
 
 def test_selection_dev_never_uses_the_target() -> None:
