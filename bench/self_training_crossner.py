@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -127,7 +128,7 @@ def train_with_pipeline(
 def base_model(work: Path, seed: int) -> str:
     """MiniLM backbone + fresh GLiNER heads, initialised with torch seed `seed` (one per k)."""
     path = work / "_shared" / f"seed{seed}" / "base"
-    if not (path / "config.json").exists():
+    if not (path / "gliner_config.json").exists():
         import torch
 
         from gliner_core import GLiNER
@@ -159,9 +160,12 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
             else base_model(work, seed)
         )
     model = out / "model"
-    if (model / "config.json").exists():
+    if (model / "gliner_config.json").exists():
         return model
     print(f"[{domain or 'all'} seed{seed} {variant}] training on {len(rows)} rows {mix}", flush=True)
+    # one run name per model: Ray Train resumes a run name that has a checkpoint
+    run_name = f"{variant}-seed{seed}" if variant == "conll-seed" else f"{domain}-{variant}-seed{seed}"
+    shutil.rmtree(work / "ray" / run_name, ignore_errors=True)  # a killed attempt starts afresh
     write_jsonl(
         [gold_record(r.example) | {"labels": r.labels, "source": r.source} for r in rows],
         out / "train_rows.jsonl",
@@ -173,7 +177,7 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
         dev,
         start,
         out,
-        f"{domain or 'all'}-{variant}-seed{seed}",
+        run_name,
         work / "ray",
         args.epochs,
         seed,
@@ -182,6 +186,7 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
     meta |= {"start_model": start, "mix": mix, "selection_dev_rows": len(dev)}
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (out / "train_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    shutil.rmtree(work / "ray" / run_name, ignore_errors=True)  # the model is in `out`; drop optimizer state
     print(f"[{domain or 'all'} seed{seed} {variant}] {meta}", flush=True)
     return model
 
