@@ -52,6 +52,8 @@ DATA = Path(os.environ.get("GLINER_DATA", ROOT.parent / "shared" / "data"))
 VARIANTS = ("conll-seed", "generalist")
 REPORT_THRESHOLD = 0.5
 DIAGNOSTIC_THRESHOLDS = (0.3, 0.2)  # half A only: how much a lower threshold would recover
+TRAIN_ATTEMPTS = 4  # a failed training run resumes from its latest checkpoint
+CHECKPOINT_EVERY = 100  # steps between mid-epoch checkpoints (what a failed attempt resumes from)
 
 
 # ---------------------------------------------------------------------------
@@ -104,6 +106,7 @@ def train_with_pipeline(
         cpus_per_worker=1,
         torch_threads=torch_threads,
         seed=seed,
+        checkpoint_every=CHECKPOINT_EVERY,
     )
     result = train_model(
         ray.data.from_items(items),
@@ -163,27 +166,35 @@ def train_variant(args: argparse.Namespace, work: Path, domain: str | None, vari
     if (model / "gliner_config.json").exists():
         return model
     print(f"[{domain or 'all'} seed{seed} {variant}] training on {len(rows)} rows {mix}", flush=True)
-    # one run name per model: Ray Train resumes a run name that has a checkpoint
+    # one run name per model: Ray Train resumes a run name from its latest checkpoint (a killed
+    # attempt, this process's or an earlier one's); a finished run's storage is removed below
     run_name = f"{variant}-seed{seed}" if variant == "conll-seed" else f"{domain}-{variant}-seed{seed}"
-    shutil.rmtree(work / "ray" / run_name, ignore_errors=True)  # a killed attempt starts afresh
     write_jsonl(
         [gold_record(r.example) | {"labels": r.labels, "source": r.source} for r in rows],
         out / "train_rows.jsonl",
     )
     write_gold(dev, out / "selection_dev.jsonl")
-    meta = train_with_pipeline(
-        rows,
-        offered_union(rows),
-        dev,
-        start,
-        out,
-        run_name,
-        work / "ray",
-        args.epochs,
-        seed,
-        args.torch_threads,
-    )
-    meta |= {"start_model": start, "mix": mix, "selection_dev_rows": len(dev)}
+    for attempt in range(1, TRAIN_ATTEMPTS + 1):
+        try:
+            meta = train_with_pipeline(
+                rows,
+                offered_union(rows),
+                dev,
+                start,
+                out,
+                run_name,
+                work / "ray",
+                args.epochs,
+                seed,
+                args.torch_threads,
+            )
+            break
+        except Exception as error:  # e.g. Ray's memory monitor killing the workers on a crowded machine
+            if attempt == TRAIN_ATTEMPTS:
+                raise
+            print(f"[{run_name}] attempt {attempt} failed ({str(error)[:300]}); resuming in 60 s", flush=True)
+            time.sleep(60)
+    meta |= {"attempts": attempt, "start_model": start, "mix": mix, "selection_dev_rows": len(dev)}
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     (out / "train_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(work / "ray" / run_name, ignore_errors=True)  # the model is in `out`; drop optimizer state
