@@ -287,7 +287,8 @@ def tables(results: dict, domains: Sequence[str], label_maps: Mapping[str, Mappi
     for variant, values in averages.items():
         if values:
             lines.append(
-                f"| **mean of domains** | {variant} | | **{100 * statistics.mean(values):.1f}** | | | | | |"
+                f"| **mean of {len(values)} domains** | {variant} | "
+                f"| **{100 * statistics.mean(values):.1f}** | | | | | |"
             )
     out = ["\n".join(lines)]
     for domain in domains:
@@ -310,6 +311,37 @@ def tables(results: dict, domains: Sequence[str], label_maps: Mapping[str, Mappi
             rows.append(f"| {name} | {int(first[f'support/{name}'])} | " + " | ".join(cells) + " |")
         out.append("\n".join(rows))
     return "\n\n".join(out)
+
+
+def timing_table(work: Path, domains: Sequence[str], seeds: Sequence[int]) -> str:
+    """Training time per model (Ray Train run, start to model copied out) and evaluation time."""
+    lines = [
+        "| model | runs | steps | train s (mean, min-max) | eval s per domain (mean) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    groups = {"conll-seed": [work / "_shared" / f"seed{k}" / "conll-seed" for k in seeds]}
+    groups |= {f"{d} generalist": [work / d / f"seed{k}" / "generalist" for k in seeds] for d in domains}
+    for name, dirs in groups.items():
+        metas = [
+            json.loads((d / "train_meta.json").read_text()) for d in dirs if (d / "train_meta.json").exists()
+        ]
+        if not metas:
+            continue
+        seconds = [m["train_seconds"] for m in metas]
+        variant = "conll-seed" if name == "conll-seed" else "generalist"
+        evals = [
+            json.loads(p.read_text())["eval_seconds"]
+            for d in domains
+            for k in seeds
+            if (p := work / d / f"seed{k}" / variant / "eval.json").exists()
+            and (variant == "conll-seed" or d in name)
+        ]
+        eval_s = statistics.mean(evals) if evals else float("nan")
+        lines.append(
+            f"| {name} | {len(metas)} | {metas[0]['steps']} | {statistics.mean(seconds):.0f} "
+            f"({min(seconds):.0f}-{max(seconds):.0f}) | {eval_s:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -345,6 +377,9 @@ def main() -> None:
     parser.add_argument("--work", default="/work/evidence_work")
     parser.add_argument("--out", default=None, help="write the markdown tables here")
     parser.add_argument("--prepare-only", action="store_true", help="write the data files and stop")
+    parser.add_argument(
+        "--report-only", action="store_true", help="tables from the eval.json files there are; no training"
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"error: data not found at {DATA}; set GLINER_DATA")
@@ -363,15 +398,23 @@ def main() -> None:
     from pipelines.self_training import ensure_ray
 
     torch.set_num_threads(args.torch_threads)  # evaluation runs in this process
-    ensure_ray(None)
+    if not args.report_only:
+        ensure_ray(None)
     results: dict[str, dict[str, list[dict]]] = {d: {} for d in args.domains}
     paths: list[str] = []
     # seed-major order: after the first k every domain and variant has one result
     for seed in args.seeds:
         for domain in args.domains:
             for variant in args.variants:
-                model = train_variant(args, work, domain, variant, seed)
                 out = work / domain / f"seed{seed}" / variant
+                if args.report_only:
+                    if (out / "eval.json").exists():
+                        results[domain].setdefault(variant, []).append(
+                            json.loads((out / "eval.json").read_text())
+                        )
+                        paths.append(str(out / "model"))
+                    continue
+                model = train_variant(args, work, domain, variant, seed)
                 if variant == "conll-seed" and not (out / "model").exists():  # one model for every D
                     out.mkdir(parents=True, exist_ok=True)
                     (out / "model").symlink_to(model.resolve())
@@ -384,6 +427,7 @@ def main() -> None:
                     flush=True,
                 )
     table = tables(results, args.domains, {d: f.labels_map for d, f in files.items()})
+    table += "\n\n" + timing_table(work, args.domains, args.seeds)
     print(table)
     print("checkpoints:\n" + "\n".join(paths))
     print(f"total {time.time() - started:.0f} s")
