@@ -40,7 +40,7 @@ from synth import (  # noqa: E402
     SynthConfig,
 )
 from synth.engines.local import LocalEngine  # noqa: E402
-from synth.stage import Labeler  # noqa: E402
+from synth.labeler import Labeler  # noqa: E402
 from synth.tiny import build_tiny_llama  # noqa: E402
 
 CORPUS = ROOT / "pipelines" / "sample" / "corpus.jsonl"

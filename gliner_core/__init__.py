@@ -6,6 +6,7 @@ model.predict_entities("Alice moved to Paris.", ["person", "city"])
 """
 
 from gliner_core.config import GLiNERConfig
+from gliner_core.errors import CheckpointError, ModelNotFoundError
 from gliner_core.gliner import GLiNER
 
-__all__ = ["GLiNER", "GLiNERConfig"]
+__all__ = ["CheckpointError", "GLiNER", "GLiNERConfig", "ModelNotFoundError"]

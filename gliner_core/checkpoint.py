@@ -4,30 +4,27 @@ A checkpoint is a directory with `gliner_config.json`, the weights
 (`model.safetensors`, or an official `pytorch_model.bin` read with
 `weights_only=True`, which cannot run code) and the tokenizer files, which
 already hold the added `<<ENT>>`/`<<SEP>>` tokens.
+
+A damaged weights file (truncated by an interrupted copy or download, empty,
+not safetensors) is a `CheckpointError` naming the file, not a raw
+safetensors/torch error. A pickle that tries to run code is still refused by
+`torch.load(weights_only=True)` with its own `UnpicklingError`.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from gliner_core.errors import CheckpointError
 
 SAFETENSORS_FILE = "model.safetensors"
 PICKLE_FILE = "pytorch_model.bin"
-
-
-def resolve_model_dir(path_or_id: str | Path) -> Path:
-    """A local checkpoint directory, or a hub id fetched into the local cache."""
-    path = Path(path_or_id)
-    if path.is_dir():
-        return path
-    if path.exists() or str(path_or_id).startswith((".", "/", "~")):
-        raise FileNotFoundError(f"{path_or_id} is not a checkpoint directory")
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(str(path_or_id)))
+_FIX = "copy, save or download the checkpoint again"
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], directory: Path) -> Path:
@@ -52,16 +49,49 @@ def load_weights(directory: Path) -> dict[str, torch.Tensor]:
     """Read the weights of a checkpoint directory without executing any code."""
     path = directory / SAFETENSORS_FILE
     if path.is_file():
-        state: dict[str, torch.Tensor] = {}
+        return _read_safetensors(path)
+    path = directory / PICKLE_FILE
+    if path.is_file():
+        return _read_pickle(path)
+    raise FileNotFoundError(f"no {SAFETENSORS_FILE} or {PICKLE_FILE} in {directory}")
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted write or copy; {_FIX}")
+    state: dict[str, torch.Tensor] = {}
+    try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
             for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 state[key] = f.get_tensor(key)
-        for alias, original in metadata.items():
-            if alias not in state and original in state:
-                state[alias] = state[original]
-        return state
-    path = directory / PICKLE_FILE
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"no {SAFETENSORS_FILE} or {PICKLE_FILE} in {directory}")
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} ({size:,} bytes) is not a readable safetensors file ({detail}); it is probably "
+            f"truncated or damaged: {_FIX}"
+        ) from None
+    for alias, original in metadata.items():
+        if alias not in state and original in state:
+            state[alias] = state[original]
+    return state
+
+
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted write or copy; {_FIX}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise  # weights_only refused something (code, unknown types): keep torch's own explanation
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} ({size:,} bytes) is not a readable PyTorch weights file ({detail}); it is probably "
+            f"truncated or damaged: {_FIX}"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a dict of weights")
+    return state

@@ -2,7 +2,9 @@
 
 Field names and defaults follow the official `gliner` package so that a config
 written here loads there and theirs loads here. Keys we do not use are kept
-(`extra="allow"`) and written back unchanged.
+(`extra="allow"`) and written back unchanged. Our own additions
+(`label_thresholds`, `default_threshold`: calibrated decision thresholds) are
+extra keys that the official loader ignores.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gliner_core.errors import CheckpointError
 
 CONFIG_FILE = "gliner_config.json"
+REQUIRED_KEYS = ("model_name",)  # without it the encoder would silently default to deberta-v3-small
 
 # The official package's model types, by architecture. The official loader picks
 # the architecture from span_mode and labels_encoder (model_type is informative).
@@ -63,6 +68,21 @@ class GLiNERConfig(BaseModel):
     labels_decoder: str | None = None
     relations_layer: str | None = None
     model_type: str | None = SPAN_MODEL_TYPE
+    # ours, ignored by the official package: calibrated thresholds (see gliner_core.calibration)
+    label_thresholds: dict[str, float] | None = Field(
+        None, description="decision threshold per label name, used when predict's threshold is None"
+    )
+    default_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="threshold for labels not in label_thresholds (None: 0.5)"
+    )
+
+    @field_validator("label_thresholds")
+    @classmethod
+    def _thresholds_are_probabilities(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for label, threshold in (value or {}).items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold of {label!r} must be in [0, 1], got {threshold}")
+        return value
 
     @property
     def is_token_level(self) -> bool:
@@ -120,12 +140,42 @@ class GLiNERConfig(BaseModel):
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> GLiNERConfig:
+        """Read `gliner_config.json` (or a directory holding it); `CheckpointError` if it is damaged."""
         path = Path(path)
         if path.is_dir():
             path = path / CONFIG_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
-        data = json.loads(path.read_text())
-        config = cls.model_validate(data)
+        try:
+            config = cls.model_validate(_read_settings(path))
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise CheckpointError(f"{path}: invalid settings: {problems}") from None
         config.model_type = config.architecture()  # the official loader ignores it too; keep it truthful
         return config
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`, or `CheckpointError` naming the file and what is wrong with it."""
+    fix = "save or download the checkpoint again"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not UTF-8 text, so not a JSON config; {fix}") from None
+    if not text.strip():
+        raise CheckpointError(f"{path} is empty (an interrupted write or copy); {fix}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object of settings, got a JSON {type(data).__name__}")
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise CheckpointError(
+            f"{path}: missing {', '.join(missing)} (the encoder the model was built on): "
+            "not a GLiNER config, or a damaged one"
+        )
+    return data

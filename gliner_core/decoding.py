@@ -1,7 +1,9 @@
 """From span-label scores to entities: threshold, then greedy selection.
 
-Candidates are every (span, label) whose probability passes the threshold.
-They are taken best-first; a candidate is kept unless it clashes with one
+Candidates are every (span, label) whose probability passes its label's
+threshold (one number for all labels, or one per label: a (C,) tensor compared
+with the label axis, so per-label thresholds cost no extra pass). They are
+taken best-first; a candidate is kept unless it clashes with one
 already kept:
   flat    any overlap clashes;
   nested  partial overlap clashes, one span inside another does not;
@@ -12,10 +14,56 @@ official package does, and the kept spans come out sorted by start.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+
+DEFAULT_THRESHOLD = 0.5
+# predict's `threshold`: one number, {label name: threshold} (others: the default), or None
+# (the checkpoint's calibrated thresholds, else the default)
+Threshold = float | Mapping[str, float] | None
+
+
+def _check_threshold(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{what} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def resolve_thresholds(
+    threshold: Threshold,
+    names: Sequence[str],
+    calibrated: Mapping[str, float] | None = None,
+    default: float | None = None,
+) -> list[float]:
+    """One threshold per label name, in the order of `names`.
+
+    threshold   a number: every label; a mapping: its value for the labels it
+                names, `default` for the others; None: `calibrated` (a
+                checkpoint's `label_thresholds`) for the labels it names,
+                `default` for the others. `default` None means 0.5.
+    """
+    fallback = DEFAULT_THRESHOLD if default is None else _check_threshold(default, "default threshold")
+    if threshold is None:
+        chosen: Mapping[str, float] = calibrated or {}
+    elif isinstance(threshold, Mapping):
+        for key in threshold:
+            if not isinstance(key, str):
+                raise ValueError(f"threshold keys must be label names (strings), got {key!r}")
+        chosen = threshold
+    else:
+        value = _check_threshold(threshold, "threshold")
+        return [value] * len(names)
+    return [_check_threshold(chosen[n], f"threshold of {n!r}") if n in chosen else fallback for n in names]
+
+
+def threshold_tensor(thresholds: Sequence[float], like: torch.Tensor) -> float | torch.Tensor:
+    """A plain number when all labels share one threshold (the fast, official path), else (C,)."""
+    if all(t == thresholds[0] for t in thresholds):
+        return thresholds[0]
+    return torch.tensor(thresholds, dtype=like.dtype, device=like.device)
 
 
 @dataclass
@@ -42,13 +90,13 @@ class Candidates:
 
 
 def find_candidates(
-    probs: torch.Tensor, allowed: torch.Tensor, threshold: float
+    probs: torch.Tensor, allowed: torch.Tensor, threshold: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Vectorised threshold over a whole batch.
 
-    probs: (B, L, K, C) probabilities; allowed: (B, L, K) spans that may be reported.
-    Returns row, start, width, label, score tensors of the candidates, ordered
-    by (row, start, width, label).
+    probs: (B, L, K, C) probabilities; allowed: (B, L, K) spans that may be reported;
+    threshold: a number or (C,) per label. Returns row, start, width, label,
+    score tensors of the candidates, ordered by (row, start, width, label).
     """
     hits = (probs > threshold) & allowed[..., None]
     row, start, width, label = hits.nonzero(as_tuple=True)
@@ -56,18 +104,18 @@ def find_candidates(
 
 
 def find_token_candidates(
-    probs: torch.Tensor, word_mask: torch.Tensor, start_allowed: torch.Tensor, threshold: float
+    probs: torch.Tensor, word_mask: torch.Tensor, start_allowed: torch.Tensor, threshold: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Spans from start / end / inside probabilities (token-level model), as the official decoder.
 
     probs: (B, L, C, 3) start, end, inside; word_mask: (B, L) real words;
-    start_allowed: (B, L) words a span may start at. Span (i, j) of label c is a
-    candidate when start[i] > t, end[j] > t and inside >= t on every word
-    i..j; its score is the smallest of those probabilities (official 0.2.29;
+    start_allowed: (B, L) words a span may start at; threshold t: a number or (C,)
+    per label. Span (i, j) of label c is a candidate when start[i] > t, end[j] > t
+    and inside >= t on every word i..j; its score is the smallest of those probabilities (official 0.2.29;
     spans have no width limit). Returns row, start, end, label, score tensors
     ordered by (row, start, label, end), the official candidate order.
     """
-    start, end, inside = probs.unbind(-1)  # (B, L, C) each
+    start, end, inside = probs.unbind(-1)  # (B, L, C) each; a (C,) threshold broadcasts over labels
     words = word_mask[..., None]  # (B, L, 1)
     start_ok = (start > threshold) & words & start_allowed[..., None]
     end_ok = (end > threshold) & words

@@ -6,6 +6,15 @@ All three ideas from the papers act on the same element-wise binary loss:
                    weak labels should not be pushed to 0/1 certainty);
   focal loss       weight (1 - p_t)^gamma and alpha / (1 - alpha) for positives /
                    negatives, so the many easy negatives stop dominating.
+
+Targets may be soft: y in [0, 1], e.g. a weak label's confidence. Then
+  1 - p_t = |y - p|                      the distance to the target (quality focal loss,
+                                         Li et al. 2020), so the weighted loss is still
+                                         smallest at p = y (a linear mix p y + (1-p)(1-y)
+                                         would pull p above y);
+  class weight = alpha y + (1 - alpha)(1 - y).
+For y in {0, 1} both are exactly the hard-target numbers (the same float
+operations), so hard targets give bit-identical losses and gradients.
 """
 
 from __future__ import annotations
@@ -28,26 +37,30 @@ def focal_bce_with_logits(
     gamma: float = 0.0,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Element-wise loss (same shape as logits).
+    """Element-wise loss (same shape as logits); targets in [0, 1], hard (0/1) or soft.
 
     alpha < 0 turns class weighting off; gamma = 0 turns focusing off; with
-    both off this is plain binary cross-entropy on (smoothed) targets.
+    both off this is plain binary cross-entropy on (smoothed) targets. Focal
+    and class weights use the unsmoothed target y.
     """
-    hard = targets
-    targets = smooth_targets(targets, label_smoothing)
-    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    y = targets
+    smoothed = smooth_targets(targets, label_smoothing)
+    loss = F.binary_cross_entropy_with_logits(logits, smoothed, reduction="none")
     if gamma > 0:
         p = torch.sigmoid(logits)
-        p_t = p * hard + (1 - p) * (1 - hard)  # probability given to the true class
-        loss = loss * (1 - p_t) ** gamma
+        p_t = p * y + (1 - p) * (1 - y)  # hard y: the probability given to the true class
+        # 1 - p_t equals |y - p| for y in {0, 1}; this float expression is kept for them
+        # (bit-identical to hard-target training), the distance for soft targets
+        miss = torch.where((y == 0) | (y == 1), 1 - p_t, (y - p).abs())
+        loss = loss * miss**gamma
     if alpha >= 0:
-        loss = loss * (alpha * hard + (1 - alpha) * (1 - hard))
+        loss = loss * (alpha * y + (1 - alpha) * (1 - y))
     return loss
 
 
 def span_loss(
     logits: torch.Tensor,  # (B, L, K, C)
-    targets: torch.Tensor,  # (B, L, K, C) 1 where span has that label
+    targets: torch.Tensor,  # (B, L, K, C) 1 (or the span's probability) where span has that label
     span_mask: torch.Tensor,  # (B, L, K) real spans
     label_mask: torch.Tensor,  # (B, C) real labels
     alpha: float = -1.0,
@@ -71,7 +84,7 @@ def span_loss(
 
 def token_loss(
     logits: torch.Tensor,  # (B, L, C, 3) start, end, inside logits
-    targets: torch.Tensor,  # (B, L, C, 3) 1 where a gold span of that label starts / ends / covers the word
+    targets: torch.Tensor,  # (B, L, C, 3) 1 (or a probability) where a span starts / ends / covers
     word_mask: torch.Tensor,  # (B, L) real words
     label_mask: torch.Tensor,  # (B, C) real labels
     alpha: float = -1.0,

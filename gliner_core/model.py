@@ -31,6 +31,7 @@ once and passed in (`labels_embeds`). With `post_fusion_schema` the bi-encoder
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -80,23 +81,32 @@ class TokenEncoder(nn.Module):
         return hidden
 
 
-def build_encoder(config: GLiNERConfig, pretrained: bool) -> PreTrainedModel:
-    """The encoder: pretrained weights from `config.model_name`, or an empty one from `encoder_config`."""
+def build_encoder(
+    config: GLiNERConfig, pretrained: bool, source: str | Path | None = None
+) -> PreTrainedModel:
+    """The encoder: pretrained weights from `config.model_name`, or an empty one from `encoder_config`.
+
+    `source` is where `model_name`'s files are (a resolved hub snapshot); default `model_name` itself.
+    """
+    source = str(source or config.model_name)
     if pretrained:
-        return AutoModel.from_pretrained(config.model_name)
+        return AutoModel.from_pretrained(source)
     if config.encoder_config is None:
-        return AutoModel.from_config(AutoConfig.from_pretrained(config.model_name))
+        return AutoModel.from_config(AutoConfig.from_pretrained(source))
     return _encoder_from_settings(config.encoder_config)
 
 
-def build_labels_encoder(config: GLiNERConfig, pretrained: bool) -> PreTrainedModel:
+def build_labels_encoder(
+    config: GLiNERConfig, pretrained: bool, source: str | Path | None = None
+) -> PreTrainedModel:
     """The label encoder: pretrained from `labels_encoder`, or empty from `labels_encoder_config`."""
     if not config.labels_encoder:
         raise ValueError("this config has no labels_encoder")
+    source = str(source or config.labels_encoder)
     if pretrained:
-        return AutoModel.from_pretrained(config.labels_encoder)
+        return AutoModel.from_pretrained(source)
     if config.labels_encoder_config is None:
-        return AutoModel.from_config(AutoConfig.from_pretrained(config.labels_encoder))
+        return AutoModel.from_config(AutoConfig.from_pretrained(source))
     return _encoder_from_settings(config.labels_encoder_config)
 
 

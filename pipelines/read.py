@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -25,21 +24,18 @@ from typing import Any
 import pyarrow as pa
 import ray.data
 
+from gliner_core.gliner import clean_text
+
 log = logging.getLogger(__name__)
 
 DOCUMENT_SCHEMA = pa.schema([("doc_id", pa.string()), ("text", pa.string()), ("source", pa.string())])
 READ_ISSUES = ("invalid_utf8", "invalid_json", "not_an_object", "no_text")
 JSONL_EXTENSIONS = ["jsonl", "ndjson", "jsonl.gz"]
 JSONL_BLOCK_ROWS = 1024  # documents per block after reading a JSONL file
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def valid_text(text: str) -> str:
-    """Lone surrogates (not encodable as UTF-8) -> U+FFFD; same length, so offsets are unchanged."""
-    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
 
 
 def text_id(text: str) -> str:
+    """The document id of a text without one (and the merge's key for identical texts): SHA-1."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
@@ -64,7 +60,7 @@ def to_documents(batch: pa.Table, text_field: str, source: str) -> pa.Table:
     """Batch function: any table with a text column -> the document contract."""
     if text_field not in batch.column_names:
         raise ValueError(f"corpus has no column {text_field!r}; columns: {batch.column_names}")
-    texts = [valid_text(t) if isinstance(t, str) else "" for t in batch.column(text_field).to_pylist()]
+    texts = [clean_text(t) if isinstance(t, str) else "" for t in batch.column(text_field).to_pylist()]
     if "doc_id" in batch.column_names:
         given = batch.column("doc_id").to_pylist()
         ids = [str(i) if i is not None else text_id(t) for i, t in zip(given, texts, strict=True)]
@@ -158,7 +154,7 @@ def jsonl_documents(files: pa.Table, text_field: str, source: str) -> pa.Table:
         if issues:
             log.warning("%s: %s%s", path, dict(issues), "; skipped " + "; ".join(notes[:5]) if notes else "")
         for row in rows:
-            text = valid_text(row[text_field])
+            text = clean_text(row[text_field])
             given = row.get("doc_id")
             ids.append(str(given) if given is not None else text_id(text))
             texts.append(text)

@@ -1,19 +1,11 @@
-"""The span column shared by every stage: Arrow type and conversions."""
+"""The span column shared by every stage: its Arrow type (defined once, with the synth row contract in
+`synth.rows`, which cannot import pipelines) and the conversion from a prediction."""
 
 from __future__ import annotations
 
-import pyarrow as pa
+from synth.rows import SPAN_TYPE, SPANS_TYPE
 
-SPAN_TYPE = pa.struct(
-    [
-        ("start", pa.int32()),
-        ("end", pa.int32()),
-        ("label", pa.string()),
-        ("score", pa.float32()),
-        ("origin", pa.string()),
-    ]
-)
-SPANS_TYPE = pa.list_(SPAN_TYPE)
+__all__ = ["SPANS_TYPE", "SPAN_TYPE", "entity_to_span"]
 
 
 def entity_to_span(entity: dict, origin: str) -> dict:

@@ -8,6 +8,7 @@ place only when every shard is written, so a failed write leaves no partial outp
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -58,12 +59,28 @@ def write_parquet(ds: ray.data.Dataset, path: str) -> str:
     return path
 
 
+def copy_tree(source: str, target: str) -> str:
+    """A folder (or file) to `target`, local or on any pyarrow filesystem URI; returns `target`."""
+    if not is_uri(source) and not is_uri(target):
+        if Path(source).is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        return target
+    import pyarrow.fs
+
+    pyarrow.fs.copy_files(source, target)
+    return target
+
+
 # `check_writable(path)`: fail before any work when a local output folder cannot be created or written
 # (`PermissionError("cannot write to …")`, or `OSError(ENOSPC, "no space left …")` for a full disk; the
 # probe file never stays behind). One implementation for every stage, in `synth.output` because synth
 # does not import pipelines.
 __all__ = [
     "check_writable",
+    "copy_tree",
     "is_no_space",
     "is_uri",
     "iteration_path",

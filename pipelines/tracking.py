@@ -11,10 +11,11 @@ from typing import Any
 
 import mlflow
 import mlflow.pyfunc
-import pandas as pd
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
 
+from pipelines.reports import Tracked
 from pipelines.storage import redact_uri, resolve
 
 MAX_PARAM_LENGTH = 6000
@@ -58,6 +59,19 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def log_report(report: Any) -> None:
+    """Everything a stage's report asks MLflow to keep (`report.tracked()`), in the active run."""
+    tracked: Tracked = report.tracked()
+    if tracked.metrics:
+        mlflow.log_metrics({k: float(v) for k, v in tracked.metrics.items()})
+    if tracked.params:
+        mlflow.log_params(tracked.params)
+    for name, data in tracked.json_artifacts.items():
+        log_json(data, name)
+    for name, text in tracked.text_artifacts.items():
+        log_text(text, name)
+
+
 def log_json(data: Any, name: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / name
@@ -69,8 +83,27 @@ def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
 
 
+class TextRow(BaseModel):
+    text: str  # other fields (a DataFrame's other columns, e.g. an id) are ignored
+
+
+class PredictedEntity(BaseModel):
+    start: int  # character offsets into the text, end exclusive
+    end: int
+    text: str
+    label: str
+    score: float
+
+
+class Prediction(BaseModel):
+    text: str
+    entities: list[PredictedEntity]
+
+
 class GLiNERPyfunc(PythonModel):
-    """Text in, entities out: `predict(DataFrame with "text")` -> DataFrame with "entities" (JSON)."""
+    """Texts in, entities out: `predict(DataFrame with a "text" column)` (or `[{"text": …}, …]`) ->
+    one `Prediction` per row. The type hints give the registered model its signature; `params`
+    may override `labels` (default: the registered ones, with their prompts) and `threshold`."""
 
     def load_context(self, context) -> None:
         from gliner_core import GLiNER
@@ -78,31 +111,55 @@ class GLiNERPyfunc(PythonModel):
         self.model = GLiNER.from_pretrained(context.artifacts["gliner"])
         self.settings = json.loads(Path(context.artifacts["settings"]).read_text())
 
-    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: list[TextRow], params: dict[str, Any] | None = None
+    ) -> list[Prediction]:
         params = params or {}
-        if isinstance(model_input, pd.DataFrame):
-            texts = model_input["text"].astype(str).tolist()
-        else:
-            texts = [str(t) for t in model_input]
-        labels = params.get("labels") or self.settings["labels"]
-        threshold = float(params.get("threshold", self.settings["threshold"]))
+        known: dict[str, str] = self.settings["labels"]  # label -> prompt
+        asked = params.get("labels") or list(known)
+        labels = {str(label): known.get(str(label), str(label)) for label in asked}
+        threshold: float | None = float(params.get("threshold", self.settings["threshold"]))
+        if self.settings.get("calibrated") and threshold == self.settings["threshold"]:
+            threshold = None  # not asked for another: the checkpoint's calibrated per-label thresholds
+        texts = [row.text for row in model_input]
         found = self.model.batch_predict_entities(texts, labels, threshold=threshold)
-        return pd.DataFrame({"text": texts, "entities": [json.dumps(e, ensure_ascii=False) for e in found]})
+        return [
+            Prediction(text=text, entities=[PredictedEntity(**e) for e in entities])
+            for text, entities in zip(texts, found, strict=True)
+        ]
 
 
 def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, registered_model: str) -> str:
     """Log the checkpoint as a pyfunc model in the active run and register it; returns the version."""
     with tempfile.TemporaryDirectory() as directory:
         settings = Path(directory) / "settings.json"
-        settings.write_text(json.dumps({"labels": dict(labels), "threshold": threshold}))
+        calibrated = _calibrated_thresholds(model_dir)
+        settings.write_text(
+            json.dumps({"labels": dict(labels), "threshold": threshold, "calibrated": bool(calibrated)})
+        )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=GLiNERPyfunc(),
             artifacts={"gliner": model_dir, "settings": str(settings)},
             registered_model_name=registered_model,
+            # the example's params become the signature's params, their defaults the registered ones
+            input_example=(
+                [{"text": "Ada Lovelace met Charles Babbage in London."}],
+                {"labels": list(labels), "threshold": float(threshold)},
+            ),
             pip_requirements=["gliner-selftrain", "torch", "transformers", "safetensors", "pandas"],
         )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if calibrated:  # the thresholds it predicts with, on the model version
+        client = MlflowClient()
+        for label, value in calibrated.items():
+            client.set_model_version_tag(registered_model, version, f"threshold/{label}", f"{value:.3f}")
+    return version
+
+
+def _calibrated_thresholds(model_dir: str) -> dict[str, float]:
+    config = json.loads((Path(model_dir) / "gliner_config.json").read_text())
+    return dict(config.get("label_thresholds") or {})
 
 
 def champion(client: MlflowClient, registered_model: str, alias: str) -> tuple[str, str] | None:
@@ -126,3 +183,41 @@ def _artifact_name(root: str) -> str:
 def promote(client: MlflowClient, registered_model: str, version: str, alias: str, f1: float) -> None:
     client.set_registered_model_alias(registered_model, alias, version)
     client.set_model_version_tag(registered_model, version, "dev_micro_f1", f"{f1:.6f}")
+
+
+def tag_decision(
+    client: MlflowClient, registered_model: str, version: str, promoted: bool, reason: str
+) -> None:
+    """The promotion decision on the model version (and the active run), with its reason."""
+    client.set_model_version_tag(
+        registered_model, version, "promotion", "promoted" if promoted else "kept out"
+    )
+    client.set_model_version_tag(registered_model, version, "promotion_reason", reason)
+    mlflow.set_tags({"promotion": "promoted" if promoted else "kept out", "promotion_reason": reason})
+
+
+class Registry:
+    """The job's registered model: register versions, find and move the champion alias, record decisions."""
+
+    def __init__(self, uri: str, registered_model: str, alias: str):
+        self.uri, self.name, self.alias = uri, registered_model, alias
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:  # created on first use: constructing it may create the SQLite tables
+            self._client = MlflowClient(self.uri)
+        return self._client
+
+    def champion(self) -> tuple[str, str] | None:
+        """(version, local checkpoint path) of the champion, or None when there is none."""
+        return champion(self.client, self.name, self.alias)
+
+    def register(self, model_dir: str, labels: Mapping[str, str], threshold: float) -> str:
+        return log_model(model_dir, labels, threshold, self.name)
+
+    def promote(self, version: str, f1: float) -> None:
+        promote(self.client, self.name, version, self.alias, f1)
+
+    def record_decision(self, version: str, promoted: bool, reason: str) -> None:
+        tag_decision(self.client, self.name, version, promoted, reason)

@@ -1,18 +1,24 @@
-"""Weak-labeling stage: GLiNER labels every document, as a Ray Data actor pool.
+"""Weak-labeling stage: GLiNER labels every document, as a Ray Data actor pool; then the labeling functions.
 
-Each actor loads the model once and then labels batches of documents; long
-documents are read in windows by `gliner_core` itself. Output: the document
-columns plus `spans` (origin "gliner").
+Each actor loads the model once and then labels batches of documents, once per prompt view (label
+names, descriptions, synonyms: `pipelines.prompt_views`), each view a weak source of its own (the
+spans' `origin` is the view's name, e.g. `gliner:names`); long documents are read in windows by
+`gliner_core` itself. Gazetteers and regular expressions (`pipelines.labeling_functions`) add their
+spans after. Output: the document columns plus `spans`.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pyarrow as pa
 import ray.data
 
 from pipelines.config import WeakLabelConfig
+from pipelines.console import emit, progress_line
+from pipelines.evaluate import model_threshold
+from pipelines.labeling_functions import apply_labeling_functions
 from pipelines.spans import SPANS_TYPE, entity_to_span
 
 
@@ -20,7 +26,12 @@ class GLiNERLabeler:
     """Callable class for `map_batches`: one model per actor, reused for every batch."""
 
     def __init__(
-        self, model_path: str, labels: dict[str, str], config: WeakLabelConfig, torch_threads: int = 0
+        self,
+        model_path: str,
+        views: dict[str, dict[str, str]],
+        config: WeakLabelConfig,
+        torch_threads: int = 0,
+        fallback_threshold: float = 0.5,
     ):
         import torch
 
@@ -30,47 +41,66 @@ class GLiNERLabeler:
             torch.set_num_threads(torch_threads)
         device = "cuda" if config.num_gpus > 0 and torch.cuda.is_available() else "cpu"
         self.model = GLiNER.from_pretrained(model_path, map_location=device)
-        self.labels = labels  # label -> prompt
+        self.views = views  # view name -> {label: prompt}
         self.config = config
+        # the configured threshold, else the checkpoint's calibrated ones, else evaluation's
+        self.threshold = (
+            config.threshold
+            if config.threshold is not None
+            else model_threshold(self.model, fallback_threshold)
+        )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         texts = batch.column("text").to_pylist()
         started = time.perf_counter()
-        found = self.model.batch_predict_entities(
-            texts,
-            self.labels,
-            batch_size=self.config.batch_size,
-            threshold=self.config.threshold,
-            flat_ner=self.config.flat_ner,
-        )
-        spans = [[entity_to_span(e, "gliner") for e in entities] for entities in found]
+        spans: list[list[dict]] = [[] for _ in texts]
+        for view, prompts in self.views.items():
+            found = self.model.batch_predict_entities(
+                texts,
+                prompts,
+                batch_size=self.config.batch_size,
+                threshold=self.threshold,
+                flat_ner=self.config.flat_ner,
+            )
+            for row, entities in zip(spans, found, strict=True):
+                row.extend(entity_to_span(e, view) for e in entities)
         seconds = time.perf_counter() - started
+        emit(progress_line("weak-label", advance=len(texts)))
         return batch.append_column("spans", pa.array(spans, type=SPANS_TYPE)).append_column(
             "label_seconds", pa.array([seconds / max(len(texts), 1)] * len(texts), pa.float32())
         )
 
 
 def weak_label(
-    documents: ray.data.Dataset, model_path: str, labels: dict[str, str], config: WeakLabelConfig
+    documents: ray.data.Dataset,
+    model_path: str,
+    views: dict[str, dict[str, str]],
+    config: WeakLabelConfig,
+    fallback_threshold: float = 0.5,
 ) -> ray.data.Dataset:
-    """Documents -> documents with GLiNER spans (lazy)."""
-    threads = max(1, int(config.cpus_per_actor))
+    """Documents -> documents with the spans of every GLiNER view and labeling function (lazy)."""
+    threads = max(1, int(config.cpus_per_worker))
     rows_per_call = config.batch_size * 4
     # A Parquet or JSONL file arrives as one block, and a block goes to one actor and stays in its
     # memory until done: cut the stream into call-sized blocks (a streaming repartition, no barrier)
     # so every actor gets work and none holds a whole file.
     documents = documents.repartition(target_num_rows_per_block=rows_per_call)
-    return documents.map_batches(
+    labeled = documents.map_batches(
         GLiNERLabeler,
         fn_constructor_kwargs={
             "model_path": model_path,
-            "labels": labels,
+            "views": views,
             "config": config,
             "torch_threads": threads,
+            "fallback_threshold": fallback_threshold,
         },
         batch_size=rows_per_call,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=config.actors),
-        num_cpus=config.cpus_per_actor,
+        compute=ray.data.ActorPoolStrategy(size=config.num_workers),
+        num_cpus=config.cpus_per_worker,
         num_gpus=config.num_gpus or None,
     )
+    if config.labeling_functions.enabled:
+        lfs = partial(apply_labeling_functions, config=config.labeling_functions)
+        labeled = labeled.map_batches(lfs, batch_format="pyarrow")
+    return labeled

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 
@@ -56,21 +56,24 @@ class _TaskBase(_Strict):
 
 
 class NerTask(_TaskBase):
-    """NER with a given label set: the schema restricts `label` to `labels`."""
+    """NER with a given label set: the schema restricts `label` to `labels`.
+
+    Inside a self-training job `labels` may be left out: the task then takes the pipeline's labels
+    (and descriptions), see `SynthConfig.with_labels`."""
 
     kind: Literal["ner"] = "ner"
-    labels: list[str] = Field(min_length=1)
+    labels: list[str] | None = Field(None, min_length=1, description="default: the pipeline's labels")
     label_descriptions: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("labels")
     @classmethod
-    def _labels(cls, labels: list[str]) -> list[str]:
-        return _unique_nonblank(labels, "labels")
+    def _labels(cls, labels: list[str] | None) -> list[str] | None:
+        return None if labels is None else _unique_nonblank(labels, "labels")
 
     @model_validator(mode="after")
     def _descriptions(self) -> NerTask:
-        unknown = set(self.label_descriptions) - set(self.labels)
-        if unknown:
+        unknown = set(self.label_descriptions) - set(self.labels or [])
+        if unknown and self.labels is not None:
             raise ValueError(f"label_descriptions for labels not in labels: {sorted(unknown)}")
         return self
 
@@ -173,7 +176,12 @@ class LocalEngineConfig(_Strict):
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     batch_size: int = Field(4, ge=1, description="requests per generate() call")
-    actors: int = Field(1, ge=1, description="model replicas in the Ray stage")
+    num_workers: int = Field(
+        1,
+        ge=1,
+        validation_alias=AliasChoices("num_workers", "actors"),
+        description="model replicas (Ray actors)",
+    )
     num_cpus: float = Field(1.0, gt=0)
     num_gpus: float = Field(0.0, ge=0)
     torch_threads: int | None = Field(None, ge=1)
@@ -198,7 +206,12 @@ class HttpEngineConfig(_Strict):
     backoff_max_s: float = Field(8.0, ge=0)
     timeout_s: float = Field(120.0, gt=0, description="per request, including the answer body")
     batch_size: int = Field(32, ge=1, description="rows per Ray Data batch")
-    workers: int = Field(1, ge=1, description="Ray Data actors sending requests")
+    num_workers: int = Field(
+        1,
+        ge=1,
+        validation_alias=AliasChoices("num_workers", "workers"),
+        description="Ray actors sending requests",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -215,7 +228,11 @@ class VllmEngineConfig(_Strict):
     model: str = DEFAULT_MODEL
     tensor_parallel_size: int = Field(1, ge=1)
     pipeline_parallel_size: int = Field(1, ge=1)
-    concurrency: int | tuple[int, int] = Field(1, description="vLLM engine replicas (or min, max)")
+    num_workers: int | tuple[int, int] = Field(
+        1,
+        validation_alias=AliasChoices("num_workers", "concurrency"),
+        description="vLLM engine replicas (or min, max): Ray Data LLM's `concurrency`",
+    )
     batch_size: int = Field(64, ge=1)
     max_model_len: int = Field(8192, ge=256)
     gpu_memory_utilization: float = Field(0.90, gt=0, le=1)
@@ -257,6 +274,32 @@ class SynthConfig(_Strict):
             raise ValueError(f"task names must be unique (set `name` on repeated kinds): {dupes}")
         return self
 
+    def with_labels(self, labels: list[str], descriptions: dict[str, str] | None = None) -> SynthConfig:
+        """This config for a pipeline whose label list is `labels`: NER tasks without labels take
+        them (and their descriptions); a NER task naming a label outside them is a `ValueError`
+        (its spans could never be trained on)."""
+        tasks: list[Any] = []
+        for task in self.tasks:
+            if isinstance(task, NerTask):
+                if task.labels is None:
+                    given = {k: v for k, v in (descriptions or {}).items() if k in labels}
+                    task = task.model_copy(
+                        update={
+                            "labels": list(labels),
+                            "label_descriptions": {**given, **task.label_descriptions},
+                        }
+                    )
+                else:
+                    outside = [label for label in task.labels if label not in labels]
+                    if outside:
+                        raise ValueError(
+                            f"synth task {task.task_name!r} names labels the pipeline does not have: "
+                            f"{outside} (data.labels: {labels}); leave the task's labels out to use "
+                            "data.labels"
+                        )
+            tasks.append(task)
+        return self.model_copy(update={"tasks": tasks})
+
     @property
     def task_names(self) -> list[str]:
         return [t.task_name for t in self.tasks]
@@ -266,18 +309,29 @@ class SynthConfig(_Strict):
         return self.engine.model
 
 
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML or JSON config file whose top level is a mapping (an empty file is `{}`).
+
+    The one reader of config files (synth, pipeline and command-line configs): `FileNotFoundError`
+    for a missing file, `ValueError` with a one-line message for anything that is not a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not valid YAML/JSON ({first})") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping")
+    return data
+
+
 def load_config(source: str | Path | dict[str, Any]) -> SynthConfig:
     """A `SynthConfig` from a dict or a JSON/YAML file; errors name the bad keys."""
-    if isinstance(source, dict):
-        return SynthConfig.model_validate(source)
-    path = Path(source)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
-    else:
-        data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    return SynthConfig.model_validate(data)
+    return SynthConfig.model_validate(source if isinstance(source, dict) else read_mapping(source))

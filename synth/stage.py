@@ -24,12 +24,13 @@ from typing import Any
 import pyarrow as pa
 import ray.data
 
-from synth.cache import ResponseCache, cache_key, text_hash
 from synth.config import STATUSES, HttpEngineConfig, LocalEngineConfig, SynthConfig, VllmEngineConfig
 from synth.engines import make_engine
-from synth.engines.base import Completion, Request
+from synth.engines.base import Completion
+from synth.engines.vllm import vllm_synthesize
+from synth.labeler import Labeler
 from synth.output import check_writable, write_parquet_atomic
-from synth.rows import REQUEST_SCHEMA, blank_document_row, label_completion, to_table
+from synth.rows import REQUEST_SCHEMA, to_table
 from synth.tasks import build_specs
 
 log = logging.getLogger(__name__)
@@ -51,48 +52,6 @@ def expand_tasks(batch: pa.Table, tasks: list[str]) -> pa.Table:
             out["source"].append(source or "")
             out["task"].append(task)
     return pa.table(out, schema=REQUEST_SCHEMA)
-
-
-class Labeler:
-    """Per-process helper shared by the engines' paths: prompts, cache keys, row building."""
-
-    def __init__(self, config: SynthConfig, run_id: str = ""):
-        self.config = config
-        self.specs = build_specs(config)
-        self.cache = ResponseCache(config.cache_dir, run_id) if config.cache_dir else None
-
-    def request(self, task: str, text: str) -> Request:
-        spec = self.specs[task]
-        gen = self.config.generation
-        return Request(
-            messages=spec.messages(text),
-            schema=spec.schema,
-            max_tokens=gen.max_tokens,
-            temperature=gen.temperature,
-            name=f"{spec.kind}_answer",
-        )
-
-    def key(self, task: str, text: str) -> str:
-        gen = self.config.generation
-        return cache_key(
-            self.config.model_id,
-            self.specs[task].prompt_hash(),
-            text_hash(text),
-            gen.max_tokens,
-            gen.temperature,
-        )
-
-    def row(
-        self, request_row: dict[str, Any], completion: Completion | None, cached: bool = False
-    ) -> dict[str, Any]:
-        text = request_row["text"]
-        if completion is None:
-            status, spans, extra = blank_document_row()
-        else:
-            spec = self.specs[request_row["task"]]
-            status, spans, extra = label_completion(spec, text, completion, self.config.grounding)
-            extra["cached"] = cached
-        return {**request_row, "status": status, "spans": spans, "extra": extra}
 
 
 class SynthBatch:
@@ -144,12 +103,10 @@ def synthesize(
     )
     engine = config.engine
     if isinstance(engine, VllmEngineConfig):
-        from synth.engines.vllm import vllm_synthesize
-
         return vllm_synthesize(requests, config, run_id)
     if isinstance(engine, LocalEngineConfig):
         resources: dict[str, Any] = {
-            "compute": ray.data.ActorPoolStrategy(size=engine.actors),
+            "compute": ray.data.ActorPoolStrategy(size=engine.num_workers),
             "num_cpus": engine.num_cpus,
             "batch_size": engine.batch_size,
         }
@@ -158,7 +115,7 @@ def synthesize(
     else:
         assert isinstance(engine, HttpEngineConfig)
         resources = {
-            "compute": ray.data.ActorPoolStrategy(size=engine.workers),
+            "compute": ray.data.ActorPoolStrategy(size=engine.num_workers),
             "num_cpus": 0.25,
             "batch_size": engine.batch_size,
         }

@@ -19,11 +19,20 @@ import asyncio
 from typing import Any
 
 import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from synth.config import HttpEngineConfig
 from synth.engines.base import BatchEngine, Completion, Request
 
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class _Retryable(Exception):
+    """A failed attempt worth repeating: a timeout, a connection error, HTTP 408/429/5xx."""
+
+
+class _Final(Exception):
+    """A failed attempt that another try would not fix: another HTTP error, a malformed answer."""
 
 
 class HttpEngine(BatchEngine):
@@ -73,32 +82,38 @@ class HttpEngine(BatchEngine):
 
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.config.backoff_max_s, self.config.backoff_s * 2**attempt))
-
     async def _send(self, session: aiohttp.ClientSession, request: Request) -> Completion:
+        """One request, retried with exponential backoff; a failure becomes an error completion."""
         body = self.payload(request)
-        error = "no attempt"
-        attempts = self.config.max_retries + 1
-        for attempt in range(attempts):
-            if attempt:
-                await asyncio.sleep(self._backoff(attempt - 1))
-            try:
-                async with session.post(self.url, json=body) as response:
-                    if response.status == 200:
-                        return parse_chat_completion(await response.json(content_type=None), attempt)
-                    detail = (await response.text())[:300]
-                    error = f"HTTP {response.status}: {detail}"
-                    if response.status not in RETRY_STATUS:
-                        break
-            except asyncio.TimeoutError:
-                error = f"timeout after {self.config.timeout_s}s"
-            except aiohttp.ClientError as err:
-                error = f"{type(err).__name__}: {err}"
-            except ValueError as err:  # a 200 whose body is not a chat completion
-                error = f"bad response: {err}"
-                break
-        return Completion(error=f"{error} (after {attempt + 1} attempt(s))", meta={"attempts": attempt + 1})
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.config.max_retries + 1),
+            wait=wait_exponential(multiplier=self.config.backoff_s, max=self.config.backoff_max_s),
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    return await self._post(session, body, attempts - 1)
+        except (_Retryable, _Final) as err:
+            error = str(err)
+        return Completion(error=f"{error} (after {attempts} attempt(s))", meta={"attempts": attempts})
+
+    async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any], retries: int) -> Completion:
+        try:
+            async with session.post(self.url, json=body) as response:
+                if response.status == 200:
+                    return parse_chat_completion(await response.json(content_type=None), retries)
+                error = f"HTTP {response.status}: {(await response.text())[:300]}"
+                raise (_Retryable if response.status in RETRY_STATUS else _Final)(error)
+        except asyncio.TimeoutError as err:
+            raise _Retryable(f"timeout after {self.config.timeout_s}s") from err
+        except aiohttp.ClientError as err:
+            raise _Retryable(f"{type(err).__name__}: {err}") from err
+        except ValueError as err:  # a 200 whose body is not a chat completion
+            raise _Final(f"bad response: {err}") from err
 
 
 def parse_chat_completion(data: Any, retries: int = 0) -> Completion:

@@ -21,20 +21,11 @@ import ray.data
 
 from synth.config import SynthConfig, VllmEngineConfig
 from synth.engines.base import Completion
+from synth.labeler import LabelerRef
 from synth.rows import SYNTH_SCHEMA, to_table
-from synth.stage import Labeler
 
 PASS_THROUGH = ("doc_id", "text", "source", "task")
 ERROR_COLUMN = "__inference_error__"
-_LABELERS: dict[tuple[str, str], Labeler] = {}
-
-
-def _labeler(config: SynthConfig, run_id: str = "") -> Labeler:
-    """One Labeler per worker process, config and run (these functions run once per row)."""
-    key = (config.model_dump_json(), run_id)
-    if key not in _LABELERS:
-        _LABELERS[key] = Labeler(config, run_id)
-    return _LABELERS[key]
 
 
 def processor_config(engine: VllmEngineConfig) -> Any:
@@ -51,7 +42,7 @@ def processor_config(engine: VllmEngineConfig) -> Any:
     return vLLMEngineProcessorConfig(
         model_source=engine.model,
         engine_kwargs=engine_kwargs,
-        concurrency=engine.concurrency,
+        concurrency=engine.num_workers,
         batch_size=engine.batch_size,
         accelerator_type=engine.accelerator_type,
         max_concurrent_batches=engine.max_concurrent_batches,
@@ -62,11 +53,10 @@ def processor_config(engine: VllmEngineConfig) -> Any:
     )
 
 
-def preprocess(row: dict[str, Any], config: SynthConfig) -> dict[str, Any]:
+def preprocess(row: dict[str, Any], ref: LabelerRef) -> dict[str, Any]:
     """Request row -> chat messages + per-row sampling params with the task's JSON schema."""
-    labeler = _labeler(config)
-    spec = labeler.specs[row["task"]]
-    gen = config.generation
+    spec = ref.get().specs[row["task"]]
+    gen = ref.config.generation
     return {
         **{k: row[k] for k in PASS_THROUGH},
         "messages": spec.messages(row["text"]),
@@ -78,9 +68,9 @@ def preprocess(row: dict[str, Any], config: SynthConfig) -> dict[str, Any]:
     }
 
 
-def postprocess(row: dict[str, Any], config: SynthConfig, run_id: str = "") -> dict[str, Any]:
+def postprocess(row: dict[str, Any], ref: LabelerRef) -> dict[str, Any]:
     """vLLM output row -> synth row (spans as JSON until `finalise`); fills the cache."""
-    labeler = _labeler(config, run_id)
+    labeler = ref.get()
     completion = Completion(
         text=row.get("generated_text"),
         prompt_tokens=int(row.get("num_input_tokens") or 0),
@@ -102,12 +92,12 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def finalise(row: dict[str, Any], config: SynthConfig) -> dict[str, Any]:
+def finalise(row: dict[str, Any], ref: LabelerRef) -> dict[str, Any]:
     """Any processor output row (ours, or an error row Ray passed around our postprocess)
     -> a flat synth row."""
     error = row.get(ERROR_COLUMN) or ""
     if error or "spans_json" not in row or row.get("spans_json") is None:
-        labeler = _labeler(config)
+        labeler = ref.get()
         request = {k: row.get(k) or "" for k in PASS_THROUGH}
         return _flat(labeler.row(request, Completion(error=str(error) or "no output from the vLLM stage")))
     return {k: row[k] for k in (*PASS_THROUGH, "status", "spans_json", "extra")}
@@ -123,16 +113,16 @@ def to_contract(batch: Any) -> Any:
     return to_table(rows)
 
 
-def _offline(row: dict[str, Any], config: SynthConfig, run_id: str) -> bool:
+def _offline(row: dict[str, Any], ref: LabelerRef) -> bool:
     """Rows answered without vLLM: blank documents and answers cached by an earlier run."""
     if not row["text"].strip():
         return True
-    labeler = _labeler(config, run_id)
+    labeler = ref.get()
     return bool(labeler.cache and labeler.cache.get(labeler.key(row["task"], row["text"]), True) is not None)
 
 
-def _answer_offline(row: dict[str, Any], config: SynthConfig, run_id: str) -> dict[str, Any]:
-    labeler = _labeler(config, run_id)
+def _answer_offline(row: dict[str, Any], ref: LabelerRef) -> dict[str, Any]:
+    labeler = ref.get()
     request = {k: row[k] for k in PASS_THROUGH}
     if not row["text"].strip():
         return _flat(labeler.row(request, None))
@@ -149,19 +139,21 @@ def build_vllm_processor(config: SynthConfig, run_id: str = "") -> Any:
 
     if not isinstance(config.engine, VllmEngineConfig):
         raise ValueError("build_vllm_processor needs engine.kind == 'vllm'")
+    labeler = LabelerRef(config, run_id)
     return build_processor(
         processor_config(config.engine),
-        preprocess=partial(preprocess, config=config),
-        postprocess=partial(postprocess, config=config, run_id=run_id),
+        preprocess=partial(preprocess, ref=labeler),
+        postprocess=partial(postprocess, ref=labeler),
     )
 
 
 def vllm_synthesize(requests: ray.data.Dataset, config: SynthConfig, run_id: str) -> ray.data.Dataset:
     """Request rows -> synth rows, vLLM only for rows neither blank nor cached."""
-    offline = partial(_offline, config=config, run_id=run_id)
+    labeler = LabelerRef(config, run_id)
+    offline = partial(_offline, ref=labeler)
     todo = requests.filter(lambda row: not offline(row))
-    answered = build_vllm_processor(config, run_id)(todo).map(partial(finalise, config=config))
-    done = requests.filter(offline).map(partial(_answer_offline, config=config, run_id=run_id))
+    answered = build_vllm_processor(config, run_id)(todo).map(partial(finalise, ref=labeler))
+    done = requests.filter(offline).map(partial(_answer_offline, ref=labeler))
     rows = answered.union(done)
     return rows.map_batches(to_contract, batch_format="pyarrow")
 

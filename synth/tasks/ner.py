@@ -18,9 +18,18 @@ class NerSpec(TaskSpec[NerTask]):
         "Give each entity's text exactly as written in the document and its type."
     )
 
+    @property
+    def labels(self) -> list[str]:
+        if not self.config.labels:
+            raise ValueError(
+                f"synth task {self.config.task_name!r} has no labels: name them in the task, or run it "
+                "from a pipeline, whose data.labels it then takes"
+            )
+        return self.config.labels
+
     def build_answer_model(self) -> type[Answer]:
         cfg = self.config
-        label_type: Any = Literal[tuple(cfg.labels)]  # type: ignore[valid-type]
+        label_type: Any = Literal[tuple(self.labels)]  # type: ignore[valid-type]
         entity = create_model(
             "Entity",
             __base__=Answer,
@@ -34,7 +43,7 @@ class NerSpec(TaskSpec[NerTask]):
         )
 
     def task_details(self) -> str:
-        return "Entity types:\n" + describe(self.config.labels, self.config.label_descriptions)
+        return "Entity types:\n" + describe(self.labels, self.config.label_descriptions)
 
     def convert(self, answer: Any, grounder: Grounder) -> Converted:
         return ground_entities([(e.text, e.label) for e in answer.entities], grounder)

@@ -130,3 +130,41 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> 
         timeout=timeout,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
+
+
+REGISTERED_LABELS = {"person": "person", "organisation": "company, agency or institution"}
+REGISTERED_THRESHOLD = 0.4
+
+
+@dataclass
+class Registry:
+    storage: str  # storage_path whose default SQLite store (mlflow.db) holds the registry
+    model: str  # the registered checkpoint folder (version 1, alias `champion`)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory, fresh_model: str) -> Registry:
+    """What `make run` leaves behind, in small: the default tracking store under a storage folder with
+    one registered version of `fresh_model` carrying the `champion` alias. Logged in a subprocess so
+    this process's MLflow tracking URI stays untouched."""
+    storage = tmp_path_factory.mktemp("storage") / "runs"
+    script = f"""
+import mlflow
+from mlflow.tracking import MlflowClient
+from pipelines.tracking import log_model, promote, tracking_uri, use_experiment
+uri = tracking_uri(None, {str(storage)!r})
+use_experiment("test-registry", uri, {str(storage)!r})
+with mlflow.start_run():
+    version = log_model({fresh_model!r}, {REGISTERED_LABELS!r}, {REGISTERED_THRESHOLD!r}, "gliner-selftrain")
+promote(MlflowClient(uri), "gliner-selftrain", version, "champion", 0.5)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Registry(str(storage), fresh_model)

@@ -155,13 +155,13 @@ def test_one_scheduler_per_state_file(tmp_path):
         pass
 
 
-def scheduler_process(head, state, corpus, log):
+def scheduler_process(head, state, corpus, log, model):
     return subprocess.Popen(
         [
             sys.executable, "-m", "jobs", "schedule", "--address", head.address,
             "--cron", "*/4 * * * * *",  # every 4 seconds (croniter's sixth field is seconds)
             "--watch", str(corpus), "--state", str(state), "--interval", "0.5",
-            "--", "predict", "--text", "Ada Lovelace wrote in London.", "--labels", "person",
+            "--", "predict", "--model", model, "--text", "Ada Lovelace in London.", "--labels", "person",
         ],
         cwd=ROOT,
         stdout=log,
@@ -172,7 +172,7 @@ def scheduler_process(head, state, corpus, log):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_killed_and_restarted_against_a_real_head(ray_head, tmp_path, monkeypatch):
+def test_killed_and_restarted_against_a_real_head(ray_head, tmp_path, monkeypatch, fresh_model):
     """A fast cron and a watched folder, real jobs on a real head; the scheduler is SIGKILLed and
     restarted. The cluster must end with exactly the jobs the state recorded, none twice, none running
     at the same time."""
@@ -193,7 +193,7 @@ def test_killed_and_restarted_against_a_real_head(ray_head, tmp_path, monkeypatc
             time.sleep(0.5)
 
     with (tmp_path / "first.log").open("w") as log:
-        first = scheduler_process(ray_head, state, corpus, log)
+        first = scheduler_process(ray_head, state, corpus, log, fresh_model)
         wait_for(lambda: len(ours()) >= 1)
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -201,7 +201,7 @@ def test_killed_and_restarted_against_a_real_head(ray_head, tmp_path, monkeypatc
     (corpus / "b.jsonl").write_text('{"text": "b"}\n')  # lands while the scheduler is down
 
     with (tmp_path / "second.log").open("w") as log:
-        second = scheduler_process(ray_head, state, corpus, log)
+        second = scheduler_process(ray_head, state, corpus, log, fresh_model)
         try:
             wait_for(lambda: len(ours()) >= len(submitted_before) + 2)
             wait_for(lambda: all(j.status.value in ("SUCCEEDED", "FAILED", "STOPPED") for j in ours()))

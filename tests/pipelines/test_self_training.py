@@ -74,7 +74,7 @@ def tiny_config(tmp_path, url: str, synth: dict | None = None, **loop) -> Pipeli
             "name": "test",
             "storage_path": str(tmp_path / "runs"),
             "data": {"max_documents": 16},
-            "model": {"hidden_size": 64, "max_len": 64},
+            "model": {"settings": {"hidden_size": 64, "max_len": 64, "dropout": 0.1}},
             "seed_train": {"epochs": 2, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
             "train": {"epochs": 1, "batch_size": 8},
             "loop": {"iterations": 1, **loop},
@@ -106,7 +106,7 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
         )
     )
     try:
-        summary = run(tiny_config(tmp_path, mlflow_server, {"enabled": True, "config": str(synth_config)}))
+        summary = run(tiny_config(tmp_path, mlflow_server, {"mode": "generate", "config": str(synth_config)}))
     finally:
         stub.stop()
     assert len(summary.iterations) == 1 and summary.tracking_uri == mlflow_server
@@ -138,9 +138,11 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
     champion = client.get_model_version_by_alias("test-gliner", "champion")
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.pyfunc.load_model("models:/test-gliner@champion")
-    out = model.predict(pd.DataFrame({"text": ["Maria Lindqvist joined Helix Biotech in Lagos.", ""]}))
-    assert list(out.columns) == ["text", "entities"] and json.loads(out["entities"][1]) == []
-    assert isinstance(json.loads(out["entities"][0]), list)
+    texts = ["Maria Lindqvist joined Helix Biotech in Lagos.", ""]
+    out = model.predict(pd.DataFrame({"text": texts}))  # typed pyfunc: one Prediction per row
+    assert [p.text for p in out] == texts and out[1].entities == []
+    assert all(texts[0][e.start : e.end] == e.text for e in out[0].entities)
+    assert {p.name for p in model.metadata.signature.params} == {"labels", "threshold"}
 
     # the next job starts from the champion: no seed training
     second = run(tiny_config(tmp_path, mlflow_server, iterations=0))

@@ -13,7 +13,8 @@ import torch
 from gliner_core import GLiNER
 from pipelines.config import TrainConfig
 from pipelines.read import read_gold
-from pipelines.train import train_model
+from pipelines.train_worker import TrainSpec
+from pipelines.trainer import train_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
 LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}
@@ -66,11 +67,7 @@ def test_training_resumes_after_a_worker_is_killed(ray_local, base_model, tmp_pa
     )
     result = train_model(
         ray.data.from_items(data),
-        len(data),
-        base_model,
-        LABELS,
-        dev,
-        config,
+        TrainSpec(config, base_model, LABELS, dev, num_rows=len(data)),
         run_name="killed",
         storage_path=str(tmp_path / "ray"),
         output_dir=str(tmp_path / "best"),

@@ -17,8 +17,10 @@ import pytest
 import ray.data
 
 from pipelines.config import TrainConfig, WeakLabelConfig
+from pipelines.metrics_sink import replay_metrics
 from pipelines.read import read_gold
-from pipelines.train import replay_metrics, train_model
+from pipelines.train_worker import TrainSpec
+from pipelines.trainer import train_model
 from pipelines.weak_label import weak_label
 
 
@@ -44,7 +46,7 @@ def test_killed_weak_label_actor_loses_no_document(ray_local, tiny_model):
         for i in range(48)
     ]
     config = WeakLabelConfig(batch_size=1, actors=1, threshold=0.0)  # 4 documents per task: 12 tasks
-    labelled = weak_label(ray.data.from_items(docs), tiny_model, {"person": "person"}, config)
+    labelled = weak_label(ray.data.from_items(docs), tiny_model, {"gliner": {"person": "person"}}, config)
     out: list[dict] = []
     killed: list[int] = []
     done_at_kill = 0
@@ -147,20 +149,24 @@ def test_mlflow_outage_during_training_loses_no_metric(
     data = training_rows(24)
     dev = read_gold(str(SAMPLE / "gold_dev.jsonl"))[:4]
     config = TrainConfig(epochs=2, batch_size=4, lr_heads=1e-3, lr_encoder=1e-4, max_failures=0)
-    with caplog.at_level(logging.ERROR, logger="pipelines.train"):
+    spec = TrainSpec(
+        config,
+        tiny_model,
+        LABELS,
+        dev,
+        num_rows=len(data),
+        tracking_uri=mlflow_server.url,
+        run_id=run_id,
+        metrics_flush_timeout_s=2.0,
+    )
+    with caplog.at_level(logging.ERROR, logger="pipelines.trainer"):
         result = train_model(
             ray.data.from_items(data),
-            len(data),
-            tiny_model,
-            LABELS,
-            dev,
-            config,
+            spec,
             run_name="outage",
             storage_path=str(tmp_path / "ray"),
             output_dir=str(tmp_path / "best"),
-            tracking=(mlflow_server.url, run_id),
             step_hook=outage_hook(str(control), mlflow_server.url, run_id),
-            metrics_flush_timeout_s=2.0,
         )
     restarter.join(5)
     steps = 12  # 24 rows / 4 per step x 2 epochs

@@ -16,10 +16,11 @@ import pytest
 import ray.data
 
 from gliner_core import GLiNER
+from gliner_core.gliner import clean_text
 from gliner_core.processing import normalize_labels
 from gliner_core.text import split_words
 from pipelines.config import WeakLabelConfig
-from pipelines.read import parse_jsonl, read_documents, read_report, valid_text
+from pipelines.read import parse_jsonl, read_documents, read_report
 from pipelines.weak_label import weak_label
 from synth import GroundingConfig, NerTask, QaTask, RelationTask
 from synth.engines.base import Completion
@@ -188,7 +189,7 @@ def test_corpus_line(case: Line):
     )
     texts = [r["text"] for r in rows]
     assert texts[0] == "before" and texts[-1] == "after"  # the neighbours are never lost
-    assert [valid_text(t) for t in texts[1:-1]] == case.kept
+    assert [clean_text(t) for t in texts[1:-1]] == case.kept
     assert dict(issues) == ({case.issue: 1} if case.issue else {})
     if case.issue and not case.kept:
         assert any(f"line 2: {case.issue}" in n for n in notes)
@@ -212,7 +213,9 @@ def test_weak_label_stage_over_good_and_hostile_rows(ray_local, tiny_model):
     texts = [c.cleaned or c.text for c in TEXTS if c.expect != "windows"]
     docs = [{"doc_id": f"d{i}", "text": t, "source": "hostile"} for i, t in enumerate([GOOD, *texts, GOOD])]
     config = WeakLabelConfig(batch_size=2, actors=1, threshold=0.0)
-    out = weak_label(ray.data.from_items(docs), tiny_model, {"person": "person"}, config).take_all()
+    out = weak_label(
+        ray.data.from_items(docs), tiny_model, {"gliner": {"person": "person"}}, config
+    ).take_all()
     assert sorted(r["doc_id"] for r in out) == sorted(d["doc_id"] for d in docs)
     for row in out:
         for s in row["spans"]:

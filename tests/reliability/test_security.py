@@ -173,7 +173,7 @@ def test_secrets_never_reach_mlflow_or_the_logs(
             "name": "secrets",
             "storage_path": str(tmp_path / "runs"),
             "data": {"max_documents": 8, "seed_gold": None, "dev_gold": dev},
-            "model": {"hidden_size": 32, "max_len": 48},
+            "model": {"settings": {"hidden_size": 32, "max_len": 48}},
             "train": {"epochs": 1, "batch_size": 8},
             "loop": {"iterations": 1, "start_from": "seed"},
             "tracking": {

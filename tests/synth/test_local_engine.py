@@ -20,7 +20,7 @@ from synth import (
 )
 from synth.engines import make_engine
 from synth.engines.local import LocalEngine
-from synth.stage import Labeler
+from synth.labeler import Labeler
 from synth.tiny import LLAMA3_CHAT_TEMPLATE
 
 TEXT = "Ada Lovelace met Charles Babbage in London in June 1833."

@@ -19,6 +19,7 @@ from synth.engines.vllm import (
     processor_config,
     to_contract,
 )
+from synth.labeler import Labeler, LabelerRef
 from synth.tasks import build_specs
 
 TEXT = "Ada Lovelace met Charles Babbage in London."
@@ -51,7 +52,7 @@ def test_processor_config_maps_our_typed_config() -> None:
     assert cfg.model_source == "meta-llama/Meta-Llama-3-8B-Instruct"
     assert cfg.engine_kwargs["tensor_parallel_size"] == 2 and cfg.engine_kwargs["max_model_len"] == 4096
     assert cfg.engine_kwargs["enable_prefix_caching"] is True
-    assert cfg.concurrency == (1, 3) and cfg.batch_size == 32
+    assert cfg.num_workers == (1, 3) and cfg.batch_size == 32
     assert cfg.should_continue_on_error is True
     assert cfg.chat_template_stage and cfg.tokenize_stage and cfg.detokenize_stage
 
@@ -82,7 +83,7 @@ def test_preprocess_gives_messages_and_per_row_structured_outputs() -> None:
     cfg = config()
     specs = build_specs(cfg)
     for task in ("ner", "qa"):
-        row = preprocess(request_row(task), cfg)
+        row = preprocess(request_row(task), LabelerRef(cfg))
         assert row["messages"] == specs[task].messages(TEXT)
         params = row["sampling_params"]
         assert params["max_tokens"] == cfg.generation.max_tokens and params["temperature"] == 0.0
@@ -123,11 +124,12 @@ def test_postprocess_and_error_rows_to_contract(tmp_path) -> None:
         "generated_text": '{"entities": [{"te',
         "__inference_error__": "",
     }
-    flat = [postprocess(answered, cfg, "run1"), postprocess(cut, cfg, "run1")]
+    run1 = LabelerRef(cfg, "run1")
+    flat = [postprocess(answered, run1), postprocess(cut, run1)]
     flat = [{**row, "__inference_error__": ""} for row in flat]
     # an error row as Ray returns it: the preprocessed data, bypassing our postprocess
-    failed = {**preprocess(request_row(), cfg), "doc_id": "d3", "__inference_error__": "CUDA out of memory"}
-    rows = [finalise(row, cfg) for row in [*flat, failed]]
+    failed = {**preprocess(request_row(), run1), "doc_id": "d3", "__inference_error__": "CUDA out of memory"}
+    rows = [finalise(row, run1) for row in [*flat, failed]]
     table = to_contract(pa.Table.from_pylist(rows))
     assert table.schema.equals(SYNTH_SCHEMA)
     out = {r["doc_id"]: r for r in table.to_pylist()}
@@ -138,8 +140,6 @@ def test_postprocess_and_error_rows_to_contract(tmp_path) -> None:
     assert out["d2"]["status"] == "invalid_json"
     assert out["d3"]["status"] == "engine_error" and "CUDA" in json.loads(out["d3"]["extra"])["error"]
     # the answered rows were cached for the next run (not for this one: the split stays a partition)
-    from synth.stage import Labeler
-
     labeler = Labeler(cfg, "run1")
     key = labeler.key("ner", TEXT)
     assert labeler.cache is not None and labeler.cache.get(key, before_this_run=True) is None
@@ -170,8 +170,9 @@ def test_vllm_synthesize_split_cache_and_no_row_lost(synth_ray, tmp_path, monkey
 
     def fake_processor(config, run_id=""):
         def run(ds):
-            ds = ds.map(lambda r: preprocess(r, config)).map(_fake_vllm)
-            return ds.map(lambda r: r if r["__inference_error__"] else postprocess(r, config, run_id))
+            ref = LabelerRef(config, run_id)
+            ds = ds.map(lambda r: preprocess(r, ref)).map(_fake_vllm)
+            return ds.map(lambda r: r if r["__inference_error__"] else postprocess(r, ref))
 
         return run
 

@@ -1,0 +1,290 @@
+"""Per-label decision thresholds, calibrated on gold rows.
+
+One threshold for every label is rarely right: a label the model is unsure of
+(weak labels, few examples) needs a lower one, a label it over-predicts a
+higher one. `calibrate_thresholds` picks, per label, the threshold on a grid
+that maximises F1 on gold rows, never below `floor`; labels with fewer than
+`min_support` gold spans keep the default (too few examples to trust a choice).
+
+Cost: the encoder runs once. Every (span, label) above `floor` is scored once
+per text; a threshold setting is then just a filter on those scores plus the
+greedy selection (flat by default), so trying a threshold re-decodes only the
+texts that hold candidates of that label. Coordinate ascent: one label at a
+time, each step takes the grid value that maximises the objective over all
+labels, `objective="macro"` (default: the sum of the labels' F1) or "micro"
+(pooled F1, what the pipeline promotes on). All labels count because in flat
+decoding a label's spans can block another's: raising a label's threshold can
+cost it a little F1 and give a neighbour more. Ties go to the label's own F1,
+then to its current threshold, then to the one nearest the default. Rounds
+repeat until nothing changes (at most `max_rounds`); the default is always on
+the grid, so the objective never ends below where it started.
+
+The thresholds fit the rows they were chosen on: calibrate on a split you do
+not report (a calibration split of the dev data, say) and evaluate elsewhere.
+
+    result = calibrate_thresholds(model, gold_rows, ["person", "drug"])
+    print(result.table())
+    result.apply(model)            # model.set_thresholds(...): predict's threshold=None uses them
+    model.save_pretrained(path)    # stored in gliner_config.json
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from gliner_core.decoding import Candidates, greedy_select
+from gliner_core.processing import Labels
+from gliner_core.text import Words
+
+if TYPE_CHECKING:
+    from gliner_core.gliner import GLiNER
+
+DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
+
+
+@dataclass
+class LabelCalibration:
+    label: str
+    threshold: float
+    support: int  # gold spans with this label
+    f1_before: float  # every label at the default threshold
+    f1_after: float  # with the calibrated thresholds
+    calibrated: bool  # False: support below min_support (or no candidate), the default is kept
+
+
+@dataclass
+class CalibrationResult:
+    """Thresholds per label name, and the F1 they give on the calibration rows."""
+
+    thresholds: dict[str, float]  # every label; uncalibrated ones at the default
+    default_threshold: float
+    per_label: dict[str, LabelCalibration] = field(default_factory=dict)
+    micro_f1_before: float = 0.0
+    micro_f1_after: float = 0.0
+    macro_f1_before: float = 0.0
+    macro_f1_after: float = 0.0
+    settings_tried: int = (
+        0  # threshold settings decoded (each one would be a full predict pass without caching)
+    )
+
+    def apply(self, model: GLiNER) -> None:
+        """Store the thresholds in `model.config`: predict's default, saved with the checkpoint."""
+        model.set_thresholds(self.thresholds, default=self.default_threshold)
+
+    def to_dict(self) -> dict[str, float]:
+        """Flat metrics for logging: `threshold/<label>`, `f1_before/<label>`, `f1_after/<label>`, means."""
+        out = {
+            "micro_f1_before": self.micro_f1_before,
+            "micro_f1_after": self.micro_f1_after,
+            "macro_f1_before": self.macro_f1_before,
+            "macro_f1_after": self.macro_f1_after,
+        }
+        for name, row in self.per_label.items():
+            out[f"threshold/{name}"] = row.threshold
+            out[f"f1_before/{name}"] = row.f1_before
+            out[f"f1_after/{name}"] = row.f1_after
+        return out
+
+    def table(self) -> str:
+        """One line per label: support, threshold, F1 before -> after; then micro and macro."""
+        width = max([5, *map(len, self.per_label)])
+        lines = [f"{'label':<{width}}  support  threshold  f1_before  f1_after"]
+        for name, row in self.per_label.items():
+            mark = "" if row.calibrated else "  (default)"
+            lines.append(
+                f"{name:<{width}}  {row.support:>7}  {row.threshold:>9.2f}  {row.f1_before:>9.4f}  "
+                f"{row.f1_after:>8.4f}{mark}"
+            )
+        lines.append(
+            f"{'micro':<{width}}  {'':>7}  {'':>9}  {self.micro_f1_before:>9.4f}  {self.micro_f1_after:>8.4f}"
+        )
+        lines.append(
+            f"{'macro':<{width}}  {'':>7}  {'':>9}  {self.macro_f1_before:>9.4f}  {self.macro_f1_after:>8.4f}"
+        )
+        return "\n".join(lines)
+
+
+def _gold_spans(row: Mapping, index: Mapping[str, int]) -> set[tuple[int, int, int]]:
+    """A gold row's spans as (start, end, label index); labels outside the calibrated set are ignored."""
+    spans = set()
+    for span in row.get("spans") or []:
+        start, end, label = (
+            (span["start"], span["end"], span["label"]) if isinstance(span, Mapping) else tuple(span)[:3]
+        )
+        if label in index:
+            spans.add((int(start), int(end), index[label]))
+    return spans
+
+
+class _Text:
+    """One text's candidates (char offsets) and gold spans; re-decodes for a threshold vector."""
+
+    def __init__(self, words: Words, candidates: Candidates, gold: set[tuple[int, int, int]]):
+        self.candidates = candidates
+        self.labels = np.asarray(candidates.labels, dtype=np.int64)
+        self.scores = np.asarray(candidates.scores, dtype=np.float64)
+        self.spans = [
+            (words.starts[s], words.ends[e], c)
+            for s, e, c in zip(candidates.starts, candidates.ends, candidates.labels, strict=True)
+        ]
+        self.gold = gold
+
+    def counts(
+        self, limits: np.ndarray, flat_ner: bool, multi_label: bool, C: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """True and false positives per label (C,) when label c keeps scores above limits[c]."""
+        keep: list[int] = np.flatnonzero(self.scores > limits[self.labels]).tolist()
+        c = self.candidates
+        sub = Candidates(
+            [c.starts[i] for i in keep], [c.ends[i] for i in keep], [c.labels[i] for i in keep],
+            [c.scores[i] for i in keep],
+        )  # fmt: skip
+        predicted = {self.spans[keep[i]] for i in greedy_select(sub, flat_ner, multi_label)}
+        tp, fp = np.zeros(C, dtype=np.int64), np.zeros(C, dtype=np.int64)
+        for span in predicted:
+            if span in self.gold:
+                tp[span[2]] += 1
+            else:
+                fp[span[2]] += 1
+        return tp, fp
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """Per-label F1 (C,) = 2 tp / (2 tp + fp + fn); 0 where nothing was predicted or expected."""
+    denominator = 2 * tp + fp + (support - tp)
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+def _micro_f1(tp: np.ndarray, fp: np.ndarray, support: np.ndarray) -> float:
+    denominator = 2 * tp.sum() + fp.sum() + (support.sum() - tp.sum())
+    return float(2 * tp.sum() / denominator) if denominator else 0.0
+
+
+def calibrate_thresholds(
+    model: GLiNER,
+    gold_rows: Sequence[Mapping],
+    labels: Labels,
+    *,
+    default_threshold: float = 0.5,
+    floor: float = 0.1,
+    grid: Sequence[float] | None = None,
+    min_support: int = 5,
+    max_rounds: int = 3,
+    objective: Literal["macro", "micro"] = "macro",
+    flat_ner: bool = True,
+    multi_label: bool = False,
+    batch_size: int = 8,
+) -> CalibrationResult:
+    """Per-label thresholds that maximise F1 on `gold_rows` (see the module docstring).
+
+    gold_rows: `{"text", "spans": [{"start", "end", "label"}]}` with character
+    offsets (end exclusive), as `evaluate_spans` scores them. labels: label
+    names, or {name: description} as for predict; thresholds are keyed by name.
+    grid: the thresholds tried (default 0.05 .. 0.95 by 0.05); values below
+    `floor` are dropped and `default_threshold` is always tried.
+    """
+    if not 0.0 <= floor <= default_threshold <= 1.0:
+        raise ValueError(f"need 0 <= floor ({floor}) <= default_threshold ({default_threshold}) <= 1")
+    if min_support < 0 or max_rounds < 0:
+        raise ValueError("min_support and max_rounds must be >= 0")
+    if objective not in ("macro", "micro"):
+        raise ValueError(f"objective must be 'macro' or 'micro', got {objective!r}")
+    values = sorted(
+        {round(float(t), 6) for t in (grid or DEFAULT_GRID) if floor <= t <= 1.0} | {default_threshold}
+    )
+    # compare as the model does: probabilities are float32, and so are the thresholds they meet
+    as_f32 = {t: float(np.float32(t)) for t in values}
+
+    label_set = model._label_set(labels)
+    names = label_set.names
+    C = len(names)
+    index = {name: c for c, name in enumerate(names)}
+    texts = [str(row["text"]) for row in gold_rows]
+    found = model.score_candidates(texts, label_set, threshold=floor, batch_size=batch_size)
+    items = [
+        _Text(words, candidates, _gold_spans(row, index))
+        for (words, candidates), row in zip(found, gold_rows, strict=True)
+    ]
+    support = np.zeros(C, dtype=np.int64)
+    for item in items:
+        for _, _, c in item.gold:
+            support[c] += 1
+    texts_with = [[i for i, item in enumerate(items) if (item.labels == c).any()] for c in range(C)]
+
+    thresholds = np.full(C, default_threshold)
+
+    def limits(t: np.ndarray) -> np.ndarray:
+        return np.array([as_f32.get(v, float(np.float32(v))) for v in t])
+
+    per_text = [item.counts(limits(thresholds), flat_ner, multi_label, C) for item in items]
+    tp = np.sum([counts[0] for counts in per_text], axis=0) if items else np.zeros(C, dtype=np.int64)
+    fp = np.sum([counts[1] for counts in per_text], axis=0) if items else np.zeros(C, dtype=np.int64)
+    f1_before = _f1(tp, fp, support)
+    micro_before = _micro_f1(tp, fp, support)
+
+    tunable = [c for c in np.argsort(-support, kind="stable") if support[c] >= min_support and texts_with[c]]
+    tried = 1
+    for _ in range(max_rounds):
+        changed = False
+        for c in tunable:
+            affected = texts_with[c]
+            old_tp = np.sum([per_text[i][0] for i in affected], axis=0)
+            old_fp = np.sum([per_text[i][1] for i in affected], axis=0)
+            best_key: tuple | None = None
+            best: tuple[float, list] = (thresholds[c], [])
+            for value in values:
+                tried += 1
+                trial = thresholds.copy()
+                trial[c] = value
+                trial_limits = limits(trial)
+                counts = [items[i].counts(trial_limits, flat_ner, multi_label, C) for i in affected]
+                new_tp = tp - old_tp + np.sum([x[0] for x in counts], axis=0)
+                new_fp = fp - old_fp + np.sum([x[1] for x in counts], axis=0)
+                scores = _f1(new_tp, new_fp, support)
+                total = scores.sum() if objective == "macro" else _micro_f1(new_tp, new_fp, support)
+                key = (
+                    round(float(total), 9),
+                    round(float(scores[c]), 9),
+                    value == thresholds[c],
+                    -abs(value - default_threshold),
+                )
+                if best_key is None or key > best_key:
+                    best_key, best = key, (value, counts)
+            value, counts = best
+            if value != thresholds[c]:
+                thresholds[c] = value
+                for i, count in zip(affected, counts, strict=True):
+                    per_text[i] = count
+                tp = tp - old_tp + np.sum([x[0] for x in counts], axis=0)
+                fp = fp - old_fp + np.sum([x[1] for x in counts], axis=0)
+                changed = True
+        if not changed:
+            break
+
+    f1_after = _f1(tp, fp, support)
+    tuned = set(tunable)
+    per_label = {
+        name: LabelCalibration(
+            label=name,
+            threshold=float(thresholds[c]),
+            support=int(support[c]),
+            f1_before=float(f1_before[c]),
+            f1_after=float(f1_after[c]),
+            calibrated=c in tuned,
+        )
+        for c, name in enumerate(names)
+    }
+    return CalibrationResult(
+        thresholds={name: float(thresholds[c]) for c, name in enumerate(names)},
+        default_threshold=float(default_threshold),
+        per_label=per_label,
+        micro_f1_before=micro_before,
+        micro_f1_after=_micro_f1(tp, fp, support),
+        macro_f1_before=float(f1_before.mean()) if C else 0.0,
+        macro_f1_after=float(f1_after.mean()) if C else 0.0,
+        settings_tried=tried,
+    )

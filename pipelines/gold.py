@@ -1,0 +1,91 @@
+"""Gold rows as training rows: the seed's union of gold sets, and the replay rows of each iteration.
+
+A gold set (`data.seed_gold`, each a `GoldSource`) is JSONL `{"text", "spans"}` — a file, or a folder
+of `*.jsonl` files — with its own label names mapped to the trained names (`label_map`). A gold row
+offers its own set's labels (a label the set annotates but the row lacks is a true negative) plus
+`negatives` labels sampled from the other sets' labels, the way GLiNER's generalists learn to tell
+many types apart. `weight` makes copies of a set's rows (0.25 keeps a seeded random quarter).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pipelines.config import GoldSource
+from pipelines.read import read_gold
+
+
+def source_files(path: str) -> list[str]:
+    folder = Path(path)
+    if folder.is_dir():
+        files = sorted(str(p) for p in folder.glob("*.jsonl"))
+        if not files:
+            raise FileNotFoundError(f"gold folder {path} holds no *.jsonl file")
+        return files
+    if not folder.is_file():
+        raise FileNotFoundError(f"gold rows not found: {path}")
+    return [path]
+
+
+def read_source(source: GoldSource) -> list[dict]:
+    """The set's rows with its labels mapped (a label mapped to '' loses its spans)."""
+    rows = []
+    for file in source_files(source.path):
+        for row in read_gold(file):
+            spans = []
+            for span in row["spans"]:
+                label = source.label_map.get(span["label"], span["label"])
+                if label:
+                    spans.append({"start": span["start"], "end": span["end"], "label": label})
+            rows.append({"text": row["text"], "spans": spans})
+    return rows
+
+
+def label_set(rows: Sequence[dict]) -> list[str]:
+    return sorted({span["label"] for row in rows for span in row["spans"]})
+
+
+def gold_training_rows(
+    sources: Sequence[GoldSource], negatives: int, seed: int = 0
+) -> tuple[list[dict], list[str]]:
+    """(training rows, the union of the sets' labels): every set's rows, `weight` copies each, offering
+    the set's labels plus up to `negatives` labels of the other sets."""
+    rng = random.Random(f"{seed}:gold")
+    read = [(source, read_source(source)) for source in sources]
+    own = [label_set(rows) for _, rows in read]
+    union = sorted({label for labels in own for label in labels})
+    out: list[dict] = []
+    for (source, rows), labels in zip(read, own, strict=True):
+        others = [label for label in union if label not in labels]
+        whole, part = int(source.weight), source.weight - int(source.weight)
+        for i, row in enumerate(rows):
+            copies = whole + (1 if rng.random() < part else 0)
+            for _ in range(copies):
+                offered = labels + rng.sample(others, min(negatives, len(others)))
+                rng.shuffle(offered)
+                out.append(
+                    {
+                        "doc_id": f"gold:{Path(source.path).name}:{i}",
+                        "text": row["text"],
+                        "spans": [{**s, "score": 1.0, "origin": "gold"} for s in row["spans"]],
+                        "labels": offered,  # empty: the trainer samples from the label pool
+                        "weight": 1.0,
+                    }
+                )
+    return out, union
+
+
+def replay_sample(rows: Sequence[Mapping], n: int, seed: int, iteration: int) -> list[Mapping]:
+    """`n` gold rows for one iteration's replay (a fresh seeded draw per iteration; cycles when the gold
+    set is smaller than `n`)."""
+    if not rows or n <= 0:
+        return []
+    rng = random.Random(f"{seed}:replay:{iteration}")
+    order: list[Mapping] = []
+    while len(order) < n:
+        batch = list(rows)
+        rng.shuffle(batch)
+        order.extend(batch)
+    return order[:n]

@@ -1,0 +1,100 @@
+"""The fine-tuning stage's driver side: a Ray Train `TorchTrainer` over training-row Parquet shards.
+
+    report = train_model(rows, spec, run_name=..., storage_path=..., output_dir=...)
+
+The workers run `pipelines.train_worker.train_loop`; this module sizes the worker group, keeps the
+best checkpoint by dev micro F1 (and the latest, for resuming), copies the best model to
+`output_dir` and returns a `TrainReport`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import ray.data
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from pipelines.metrics_sink import file_exists
+from pipelines.reports import TrainReport
+from pipelines.storage import redact_uri
+from pipelines.train_worker import MODEL_DIR, StepHook, TrainSpec, train_loop
+
+log = logging.getLogger(__name__)
+
+
+def train_model(
+    rows: ray.data.Dataset,
+    spec: TrainSpec,
+    *,
+    run_name: str,
+    storage_path: str,
+    output_dir: str,
+    step_hook: StepHook | None = None,
+) -> TrainReport:
+    """Fine-tune `spec.start_model` on `rows`; the best epoch (dev micro F1) is copied to `output_dir`."""
+    started = time.perf_counter()
+    config = spec.config
+    if spec.tracking_uri and spec.metrics_spool is None:
+        spec.metrics_spool = f"{storage_path.rstrip('/')}/{run_name}/unsent_mlflow_metrics.jsonl"
+    resources = {"CPU": config.cpus_per_worker}
+    if config.use_gpu:
+        resources["GPU"] = 1
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config={"spec": spec, "step_hook": step_hook},
+        scaling_config=ScalingConfig(
+            num_workers=config.num_workers, use_gpu=config.use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=storage_path,
+            failure_config=FailureConfig(max_failures=config.max_failures),
+            # keeps the best epoch by dev F1 and the latest checkpoint (Ray never deletes the latest)
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="dev_micro_f1", checkpoint_score_order="max"
+            )
+            if spec.dev
+            else CheckpointConfig(num_to_keep=1),
+        ),
+        datasets={"train": rows},
+    )
+    result = trainer.fit()
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    history = (
+        list(result.metrics_dataframe.to_dict("records")) if result.metrics_dataframe is not None else []
+    )
+    best = result.checkpoint
+    best_metrics = dict(result.metrics or {})
+    if spec.dev and result.best_checkpoints:
+        scored = [(c, m) for c, m in result.best_checkpoints if "dev_micro_f1" in m]
+        if scored:
+            best, best_metrics = max(scored, key=lambda cm: cm[1]["dev_micro_f1"])
+    if best is None:
+        raise RuntimeError("training produced no checkpoint")
+    os.makedirs(output_dir, exist_ok=True)
+    best.to_directory(output_dir)
+    spool = spec.metrics_spool
+    unsent = spool if spool and spec.tracking_uri and file_exists(spool) else None
+    if unsent:
+        uri = redact_uri(spec.tracking_uri or "")
+        log.error(
+            "training finished, but MLflow (%s) did not receive every step metric: the rest are in %s; "
+            "send them with pipelines.metrics_sink.replay_metrics(%r, %r)",
+            uri,
+            unsent,
+            unsent,
+            uri,
+        )
+    return TrainReport(
+        model_path=str(Path(output_dir) / MODEL_DIR),
+        metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
+        history=history,
+        seconds=time.perf_counter() - started,
+        rows=spec.num_rows,
+        unsent_metrics=unsent,
+    )

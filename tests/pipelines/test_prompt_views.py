@@ -1,0 +1,61 @@
+"""Prompt views: one GLiNER source per way of naming the labels, and prompts mapped back to labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.prompt_views import PromptViewsConfig, label_for_prompt, prompt_views, view_scopes
+
+LABELS = ["person", "organisation", "drug"]
+
+
+def test_views_names_descriptions_synonyms():
+    views = prompt_views(
+        LABELS,
+        {"drug": "a medicine or drug name ", "person": ""},
+        {"person": ["human", "Person", "individual"], "drug": ["medication"]},
+    )
+    assert views == {
+        "gliner:names": {"person": "person", "organisation": "organisation", "drug": "drug"},
+        "gliner:descriptions": {"drug": "a medicine or drug name"},
+        "gliner:synonyms:1": {"person": "human", "drug": "medication"},
+        "gliner:synonyms:2": {"person": "individual"},  # "Person" repeats the names view: skipped
+    }
+    assert view_scopes(views)["gliner:synonyms:2"] == ["person"]
+    assert label_for_prompt(views["gliner:synonyms:1"], " Medication") == "drug"
+    with pytest.raises(ValueError, match="prompt 'nurse' is not one of this view's prompts"):
+        label_for_prompt(views["gliner:synonyms:1"], "nurse")
+
+
+def test_config_and_errors():
+    prompts = {label: label for label in LABELS} | {"drug": "a medication"}
+    assert PromptViewsConfig().views(prompts, {"drug": ["medication"]}) == {"gliner": prompts}
+    assert PromptViewsConfig(names=True, synonyms=True).views(prompts, {"drug": ["medication"]}) == {
+        "gliner": prompts,
+        "gliner:names": {label: label for label in LABELS},
+        "gliner:synonyms:1": {"drug": "medication"},
+    }
+    plain = {label: label for label in LABELS}  # no description: a names view would repeat the main one
+    assert PromptViewsConfig(names=True).views(plain) == {"gliner": plain}
+    with pytest.raises(
+        ValueError, match=r"label_synonyms name labels that are not in the label set .*\['dose'\]"
+    ):
+        prompt_views(LABELS, synonyms={"dose": ["amount"]})
+    with pytest.raises(ValueError, match="labels 'person' and 'organisation' share the prompt 'Company'"):
+        prompt_views(LABELS, synonyms={"person": ["company"], "organisation": ["Company"]})
+    with pytest.raises(ValueError, match="no prompt views"):
+        prompt_views(LABELS, names=False)
+
+
+def test_each_view_runs_through_gliner_and_reports_labels(minilm_path):
+    from gliner_core import GLiNER
+    from pipelines.spans import entity_to_span
+
+    model = GLiNER.from_backbone(minilm_path, max_len=48, hidden_size=64)  # random heads: any spans will do
+    views = prompt_views(LABELS, {"drug": "a medicine"}, {"person": ["human"], "drug": ["medication"]})
+    texts = ["Dr. Alice Smith of Acme Corp prescribed aspirin.", "Bob took ibuprofen."]
+    for origin, view in views.items():
+        found = model.batch_predict_entities(texts, view, threshold=0.0)
+        spans = [entity_to_span(entity, origin) for entities in found for entity in entities]
+        assert spans, origin
+        assert {s["label"] for s in spans} <= set(view), origin  # labels come back, never prompt texts
