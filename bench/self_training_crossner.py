@@ -9,7 +9,7 @@ For each target CrossNER domain D and training seed k (docs/self_training.md, "P
   generalist   trained on every gold train split except D's (bench/crossner_data.py: CoNLL, the
                other CrossNER domains, MIT Movie/Restaurant, mixed by MIX), negative labels sampled
                from the union of their label sets, selected on CoNLL dev + the other domains' dev.
-Both use the pipeline's own trainer (`pipelines.train.train_model`, Ray Train) with the same number
+Both use the pipeline's own trainer (`pipelines.trainer.train_model`, Ray Train) with the same number
 of rows and epochs. Each checkpoint is evaluated on D's dev halves with D's labels: half B is
 reported, half A is for selection/calibration (and the threshold 0.3 / 0.2 diagnostic).
 Checkpoints: <work>/<D>/seed<k>/<variant>/model (printed at the end), with eval.json beside each.
@@ -47,6 +47,7 @@ from bench.crossner_data import (  # noqa: E402
     write_gold,
     write_jsonl,
 )
+from bench.crossner_variants import VARIANTS as ST_VARIANTS  # noqa: E402
 
 DATA = Path(os.environ.get("GLINER_DATA", ROOT.parent / "shared" / "data"))
 VARIANTS = ("conll-seed", "generalist")
@@ -75,14 +76,14 @@ def train_with_pipeline(
     """Fine-tune `start_model` on gold `rows` with Ray Train; the best epoch lands in `out_dir/model`.
 
     Each row carries the label set it is offered (`SeedRow.labels`; the trainer only shuffles its
-    order). `pipelines.train.train_model` takes one label map for two things: the dev set is scored
-    with it and its keys are the pool it samples negatives from for rows without labels (none here),
-    so `label_pool` is the selection dev's label set: every label some row is offered.
+    order). `label_pool` (every label some row is offered) is both the selection dev's label set and
+    the trainer's negative pool for rows without a label set (none here).
     """
     import ray.data
 
     from pipelines.config import TrainConfig
-    from pipelines.train import train_model
+    from pipelines.train_worker import TrainSpec
+    from pipelines.trainer import train_model
 
     items = [
         {
@@ -105,19 +106,23 @@ def train_with_pipeline(
         label_smoothing=0.0,
         cpus_per_worker=1,
         torch_threads=torch_threads,
-        seed=seed,
         checkpoint_every=CHECKPOINT_EVERY,
+    )
+    spec = TrainSpec(
+        config=config,
+        start_model=start_model,
+        labels={label: label for label in label_pool},
+        dev=[gold_record(ex) for ex in dev],
+        label_pool=list(label_pool),
+        num_rows=len(items),
+        seed=seed,
     )
     result = train_model(
         ray.data.from_items(items),
-        len(items),
-        start_model,
-        {label: label for label in label_pool},
-        [gold_record(ex) for ex in dev],
-        config,
-        run_name,
-        str(storage),
-        str(out_dir),
+        spec,
+        run_name=run_name,
+        storage_path=str(storage),
+        output_dir=str(out_dir),
     )
     return {
         "train_seconds": result.seconds,
@@ -135,7 +140,7 @@ def base_model(work: Path, seed: int) -> str:
         import torch
 
         from gliner_core import GLiNER
-        from pipelines.self_training import backbone_path
+        from pipelines.runtime import backbone_path
 
         torch.manual_seed(seed)
         GLiNER.from_backbone(
@@ -345,6 +350,269 @@ def timing_table(work: Path, domains: Sequence[str], seeds: Sequence[int]) -> st
 
 
 # ---------------------------------------------------------------------------
+# phase 2: one self-training iteration per variant, from the generalist seed of D
+
+
+SEED_MODEL = 0  # the seed model k every variant starts from (only k = 0 was affordable here)
+
+
+def seed_dir(work: Path, domain: str) -> Path:
+    return work / domain / f"seed{SEED_MODEL}"
+
+
+def mix_replay_rows(work: Path, domain: str) -> tuple[list[dict], list[str]]:
+    """The generalist's own gold training rows (the leave-D-out mix, each with the label set it was
+    offered, family guard included) as replay rows, and the union of those sets."""
+    rows = read_rows(seed_dir(work, domain) / "generalist" / "train_rows.jsonl")
+    replay = [
+        {
+            "doc_id": f"gold:{row['source']}:{i}",
+            "text": row["text"],
+            "spans": [{**span, "score": 1.0, "origin": "gold"} for span in row["spans"]],
+            "labels": list(row["labels"]),
+            "weight": 1.0,
+        }
+        for i, row in enumerate(rows)
+    ]
+    return replay, sorted({label for row in rows for label in row["labels"]})
+
+
+def scores(report) -> dict:
+    return report.scores.to_dict()
+
+
+def calibrated_start(work: Path, domain: str, config, dev_b: Path) -> str:
+    """The generalist seed with per-label thresholds calibrated on dev half A (a copy; made once), and
+    its scores on half B beside it (`eval.json`)."""
+    from pipelines import stages
+    from pipelines.read import read_gold
+
+    out = seed_dir(work, domain) / "generalist-calibrated"
+    model = out / "model"
+    if not (model / "gliner_config.json").exists():
+        partial = out / "model.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(seed_dir(work, domain) / "generalist" / "model", partial)
+        report = stages.calibrate_model(config, str(partial))
+        (out / "calibration.txt").write_text(report.result.table() + "\n")
+        partial.rename(model)
+    if not (out / "eval.json").exists():
+        b = stages.evaluate_model(config, str(model), read_gold(str(dev_b)), "B")
+        (out / "eval.json").write_text(json.dumps({"B": scores(b)}, indent=1) + "\n")
+    return str(model)
+
+
+def weak_label_quality(rows_path: str, gold: Mapping[str, Sequence], labels: Sequence[str]) -> dict:
+    """The iteration's weak training rows (replay rows left out) against the gold tags of D's train split,
+    which the loop never sees: spans per label (all, and with score >= 0.5) and P/R/F1 of the spans
+    with score >= 0.5 on the rows kept. A diagnostic only; nothing is chosen with it."""
+    import pyarrow.parquet as pq
+
+    from pipelines.evaluate import score
+
+    rows = [r for r in pq.read_table(rows_path).to_pylist() if not str(r["doc_id"]).startswith("gold:")]
+    counts: dict[str, int] = {}
+    confident: dict[str, int] = {}
+    predictions, gold_rows = [], []
+    for row in rows:
+        spans = row["spans"] or []
+        for span in spans:
+            counts[span["label"]] = counts.get(span["label"], 0) + 1
+        kept = [s for s in spans if s["score"] >= REPORT_THRESHOLD]
+        for span in kept:
+            confident[span["label"]] = confident.get(span["label"], 0) + 1
+        predictions.append(kept)
+        entities = gold.get(row["text"], [])
+        gold_rows.append({"spans": [{"start": e.start, "end": e.end, "label": e.label} for e in entities]})
+    report = score(gold_rows, predictions, list(labels))
+    return {
+        "rows": len(rows),
+        "spans": counts,
+        "confident_spans": confident,
+        "vs_train_gold": report.to_dict(),
+    }
+
+
+def run_variant(work: Path, domain: str, variant: str, k: int, files: DomainFiles, cache: dict) -> dict:
+    """One iteration of the pipeline's loop for `variant` with iteration seed `k`; its checkpoint lands
+    in `<work>/<D>/seed0/<variant>-s<k>/model`, its scores in `eval.json` beside it."""
+    import mlflow
+
+    from bench.crossner_data import load_source
+    from bench.crossner_variants import VARIANTS, variant_config
+    from pipelines import stages
+    from pipelines.read import read_gold
+    from pipelines.self_training import SelfTraining
+    from pipelines.tracking import use_experiment
+
+    out = seed_dir(work, domain) / f"{variant}-s{k}"
+    if (out / "eval.json").exists():
+        return json.loads((out / "eval.json").read_text())
+    features = VARIANTS[variant]
+    started = time.perf_counter()
+
+    def config_from(start: str):
+        return variant_config(
+            features,
+            name=f"{domain}-{variant}-s{k}",
+            seed=k,
+            labels=files.readable,
+            corpus=files.corpus,
+            dev_a=files.dev_a,
+            start_model=start,
+            storage=out / "job",
+            tracking_uri=f"sqlite:///{work}/mlflow.db",
+        )
+
+    generalist = str(seed_dir(work, domain) / "generalist" / "model")
+    start = (
+        calibrated_start(work, domain, config_from(generalist), files.dev_b)
+        if features.calibrated
+        else generalist
+    )
+    config = config_from(start)
+    job = SelfTraining(config)  # its dev set is half A; half B is scored below, after everything is chosen
+    if features.replay:
+        job.gold, job.gold_labels = mix_replay_rows(work, domain)
+    use_experiment(config.tracking.experiment, job.uri, config.storage_path)
+    print(f"[{domain} {variant}-s{k}] {features.describe()}, from {start}", flush=True)
+    with mlflow.start_run(run_name=config.name):
+        job.log_job(mlflow.active_run().info.run_id)
+        if (domain, features.calibrated) not in cache:  # the start model on half A: the champion to beat
+            cache[(domain, features.calibrated)] = job.evaluate(start)
+        result = job.iteration(
+            1, start, start, None, stages.read_corpus(config), cache[(domain, features.calibrated)]
+        )
+    if result is None:
+        raise RuntimeError(f"{domain} {variant}-s{k}: the merge left no training rows")
+    model = out / "model"
+    shutil.rmtree(model, ignore_errors=True)
+    shutil.copytree(result.model_path, model)
+    b = stages.evaluate_model(config, str(model), read_gold(str(files.dev_b)), "B")
+    iteration = Path(job.root) / "iter_01"
+    gold = {ex.text: ex.entities for ex in load_source(DATA, domain, "train")}
+    model_config = json.loads((model / "gliner_config.json").read_text())
+    record = {
+        "variant": variant,
+        "features": features.describe(),
+        "iteration_seed": k,
+        "start_model": start,
+        "A": scores(result.dev),
+        "B": scores(b),
+        "start_A": scores(cache[(domain, features.calibrated)]),
+        "promoted": result.promoted,
+        "reason": result.reason,
+        "train_rows": result.train_rows,
+        "label_thresholds": model_config.get("label_thresholds"),
+        "weak": weak_label_quality(str(iteration / "train_rows"), gold, files.readable),
+        "seconds": time.perf_counter() - started,
+    }
+    shutil.rmtree(iteration / "ray_train", ignore_errors=True)  # optimizer state; the model is in `model`
+    (out / "eval.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(
+        f"[{domain} {variant}-s{k}] F1 B {b.micro_f1:.4f} A {result.dev_f1:.4f} "
+        f"({'promoted' if result.promoted else 'kept out'}), {result.train_rows} rows, "
+        f"{record['seconds']:.0f} s; checkpoint {model}",
+        flush=True,
+    )
+    return record
+
+
+def phase2_tables(
+    work: Path, domains: Sequence[str], variants: Sequence[str], seeds: Sequence[int], files
+) -> str:
+    """Micro F1 on half B (x100): the seeds, then each variant (mean ± std over iteration seeds) and
+    its gain over the generalist; then per label for each domain."""
+    from bench.crossner_variants import VARIANTS
+
+    def load(path: Path) -> dict | None:
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def baseline(domain: str, name: str) -> float | None:
+        found = load(seed_dir(work, domain) / name / "eval.json")
+        if found is None:
+            return None
+        return (found.get("B@0.5") or found["B"])["micro_f1"]
+
+    def runs(domain: str, variant: str) -> list[dict]:
+        found = [load(seed_dir(work, domain) / f"{variant}-s{k}" / "eval.json") for k in seeds]
+        return [r for r in found if r is not None]
+
+    header = ["domain", "CoNLL-only seed", "generalist seed", "generalist, thresholds cal. on A"]
+    header += [f"{VARIANTS[v].describe()} ({v})" for v in variants]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    gains: dict[str, list[float]] = {v: [] for v in variants}
+    bases: dict[str, list[float]] = {n: [] for n in ("conll-seed", "generalist", "generalist-calibrated")}
+    for domain in domains:
+        cells = [domain]
+        for name in bases:
+            value = baseline(domain, name)
+            cells.append("-" if value is None else f"{100 * value:.1f}")
+            if value is not None:
+                bases[name].append(value)
+        general = baseline(domain, "generalist") or 0.0
+        for variant in variants:
+            f1 = [r["B"]["micro_f1"] for r in runs(domain, variant)]
+            if not f1:
+                cells.append("-")
+                continue
+            gain = 100 * (statistics.mean(f1) - general)
+            gains[variant].append(gain)
+            cells.append(f"{mean_std(f1)} (n={len(f1)}, {gain:+.1f})")
+        lines.append("| " + " | ".join(cells) + " |")
+    mean_cells = ["**mean**"] + [
+        f"{100 * statistics.mean(v):.1f}" if len(v) == len(domains) else "-" for v in bases.values()
+    ]
+    mean_cells += [
+        f"gain {statistics.mean(g):+.1f}" if len(g) == len(domains) else "-" for g in gains.values()
+    ]
+    lines.append("| " + " | ".join(mean_cells) + " |")
+    out = ["\n".join(lines)]
+    for domain in domains:
+        shown = [v for v in variants if runs(domain, v)]
+        if not shown:
+            continue
+        general = load(seed_dir(work, domain) / "generalist" / "eval.json")
+        head = ["label", "support B", "generalist F1 B"]
+        head += [f"{v} F1 B" for v in shown]
+        head += [f"{v} weak spans >= 0.5 (P of them vs train gold)" for v in shown]
+        rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for label in files[domain].readable:
+            first = runs(domain, shown[0])[0]
+            cells = [label, str(int(first["B"][f"support/{label}"]))]
+            cells.append(f"{100 * general['B@0.5'][f'f1/{label}']:.1f}" if general else "-")
+            cells += [mean_std([r["B"][f"f1/{label}"] for r in runs(domain, v)]) for v in shown]
+            for v in shown:
+                weak = [r["weak"] for r in runs(domain, v)]
+                count = statistics.mean(w["confident_spans"].get(label, 0) for w in weak)
+                precision = statistics.mean(w["vs_train_gold"][f"precision/{label}"] for w in weak)
+                cells.append(f"{count:.0f} ({100 * precision:.0f})")
+            rows.append("| " + " | ".join(cells) + " |")
+        out.append(f"{domain}:\n\n" + "\n".join(rows))
+    return "\n\n".join(out)
+
+
+def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainFiles]) -> None:
+    from pipelines.runtime import ensure_ray
+
+    ensure_ray(None)
+    cache: dict = {}
+    paths = []
+    if not args.report_only:
+        for k in args.st_seeds:  # seed-major: after the first k every domain and variant has one run
+            for domain in args.domains:
+                for variant in args.st_variants:
+                    run_variant(work, domain, variant, k, files[domain], cache)
+                    paths.append(str(seed_dir(work, domain) / f"{variant}-s{k}" / "model"))
+    table = phase2_tables(work, args.domains, args.st_variants, args.st_seeds, files)
+    print(table)
+    if paths:
+        print("checkpoints:\n" + "\n".join(paths))
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+
+
+# ---------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -361,6 +629,22 @@ def main() -> None:
         choices=["conll-seed", "base"],
         default="conll-seed",
         help="the generalist continues from the CoNLL-only seed k (default) or starts from fresh heads",
+    )
+    parser.add_argument(
+        "--phase",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="1: the seed models and their baselines; 2: one self-training iteration per variant from "
+        "the generalist seed 0 (bench/crossner_variants.py)",
+    )
+    parser.add_argument("--st-seeds", nargs="+", type=int, default=[0, 1, 2], help="phase 2: iteration seeds")
+    parser.add_argument(
+        "--st-variants",
+        nargs="+",
+        default=["hard", "all"],
+        choices=list(ST_VARIANTS),
+        help="phase 2: variants (bench/crossner_variants.py)",
     )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument(
@@ -395,9 +679,13 @@ def main() -> None:
 
     import torch
 
-    from pipelines.self_training import ensure_ray
+    from pipelines.runtime import ensure_ray
 
     torch.set_num_threads(args.torch_threads)  # evaluation runs in this process
+    if args.phase == 2:
+        run_phase2(args, work, files)
+        print(f"total {time.time() - started:.0f} s")
+        return
     if not args.report_only:
         ensure_ray(None)
     results: dict[str, dict[str, list[dict]]] = {d: {} for d in args.domains}
