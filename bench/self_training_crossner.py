@@ -263,8 +263,9 @@ def mean_std(values: Sequence[float]) -> str:
     if not values:
         return "-"
     mean = 100 * statistics.mean(values)
-    std = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
+    if len(values) == 1:
+        return f"{mean:.1f}"  # one run: no spread to show
+    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}"
 
 
 def tables(results: dict, domains: Sequence[str], label_maps: Mapping[str, Mapping[str, str]]) -> str:
