@@ -22,7 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def confusions(gold: list[dict], predictions: list[list[dict]]) -> dict:
-    right, wrong_label, missed, spurious = 0, Counter(), Counter(), Counter()
+    right = 0
+    wrong_label: Counter[tuple[str, str]] = Counter()
+    missed: Counter[str] = Counter()
+    spurious: Counter[str] = Counter()
     for row, predicted in zip(gold, predictions, strict=True):
         by_span = {(e["start"], e["end"]): e["label"] for e in predicted}
         gold_spans = {(s["start"], s["end"]) for s in row["spans"]}

@@ -477,8 +477,8 @@ def run_variant(work: Path, domain: str, variant: str, k: int, files: DomainFile
         job.gold, job.gold_labels = mix_replay_rows(work, domain)
     use_experiment(config.tracking.experiment, job.uri, config.storage_path)
     print(f"[{domain} {variant}-s{k}] {features.describe()}, from {start}", flush=True)
-    with mlflow.start_run(run_name=config.name):
-        job.log_job(mlflow.active_run().info.run_id)
+    with mlflow.start_run(run_name=config.name) as run:
+        job.log_job(run.info.run_id)
         if (domain, features.calibrated) not in cache:  # the start model on half A: the champion to beat
             cache[(domain, features.calibrated)] = job.evaluate(start)
         result = job.iteration(
@@ -573,15 +573,17 @@ def phase2_tables(
         shown = [v for v in variants if runs(domain, v)]
         if not shown:
             continue
-        general = load(seed_dir(work, domain) / "generalist" / "eval.json")
-        head = ["label", "support B", "generalist F1 B"]
+        seed_eval = load(seed_dir(work, domain) / "generalist" / "eval.json")
+        calibrated = load(seed_dir(work, domain) / "generalist-calibrated" / "eval.json")
+        head = ["label", "support B", "generalist F1 B", "generalist cal. F1 B"]
         head += [f"{v} F1 B" for v in shown]
         head += [f"{v} weak spans >= 0.5 (P of them vs train gold)" for v in shown]
         rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for label in files[domain].readable:
             first = runs(domain, shown[0])[0]
             cells = [label, str(int(first["B"][f"support/{label}"]))]
-            cells.append(f"{100 * general['B@0.5'][f'f1/{label}']:.1f}" if general else "-")
+            cells.append(f"{100 * seed_eval['B@0.5'][f'f1/{label}']:.1f}" if seed_eval else "-")
+            cells.append(f"{100 * calibrated['B'][f'f1/{label}']:.1f}" if calibrated else "-")
             cells += [mean_std([r["B"][f"f1/{label}"] for r in runs(domain, v)]) for v in shown]
             for v in shown:
                 weak = [r["weak"] for r in runs(domain, v)]
