@@ -598,7 +598,8 @@ def phase2_tables(
 def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainFiles]) -> None:
     from pipelines.runtime import ensure_ray
 
-    ensure_ray(None)
+    if not args.report_only:
+        ensure_ray(None)
     cache: dict = {}
     paths = []
     if not args.report_only:
