@@ -186,7 +186,7 @@ def test_killed_and_restarted_against_a_real_head(ray_head, tmp_path, monkeypatc
     def ours():
         return [j for j in client.list_jobs() if (j.metadata or {}).get("command") == "predict"]
 
-    def wait_for(condition, timeout=240):
+    def wait_for(condition, timeout=480):  # real jobs on a busy 2-core head can take minutes
         deadline = time.monotonic() + timeout
         while not condition():
             assert time.monotonic() < deadline, "timed out"
