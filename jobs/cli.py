@@ -408,16 +408,20 @@ def predict(
     source = use_model(cfg, model)
     known = source.labels or cfg.prompts()  # label -> prompt
     label_prompts = {name: known.get(name, name) for name in parse_labels(labels)} if labels else known
-    if threshold is None:
-        threshold = source.threshold if source.threshold is not None else cfg.eval.threshold
     gliner = load_gliner(source)
     typer.echo(f"model: {source.description}", err=True)
+    if threshold is None:  # the checkpoint's calibrated per-label thresholds, else the registered one
+        from pipelines.evaluate import model_threshold
+
+        fallback = source.threshold if source.threshold is not None else cfg.eval.threshold
+        threshold = model_threshold(gliner, fallback)
+    shown = threshold if threshold is not None else _calibrated(gliner)
 
     if file is None:
         entities = gliner.predict_entities(texts[0], label_prompts, threshold=threshold)
         say(f"text: {texts[0]}")
-        say(f"labels: {', '.join(label_prompts)}  threshold: {threshold}")
-        say(format_table(entities) if entities else f"(no entities above threshold {threshold})")
+        say(f"labels: {', '.join(label_prompts)}  threshold: {shown}")
+        say(format_table(entities) if entities else f"(no entities above threshold {shown})")
         return
 
     from tqdm import tqdm
@@ -719,6 +723,12 @@ def schedule(
         )
         say(f"scheduling `{base.entrypoint()}` (cron: {cron or '-'}, watch: {watch or '-'}, state: {state})")
         scheduler.run_forever(interval, 1 if once else max_polls)
+
+
+def _calibrated(gliner) -> str:
+    """The checkpoint's per-label thresholds, for display."""
+    thresholds = gliner.config.label_thresholds or {}
+    return "calibrated (" + ", ".join(f"{k} {v:.2f}" for k, v in thresholds.items()) + ")"
 
 
 def _drift_monitor(

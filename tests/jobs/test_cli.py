@@ -222,6 +222,21 @@ def test_predict_labels_come_from_the_config_for_a_folder(capsys, tmp_path, fres
     assert "labels: drug, city  threshold: 0.5" in out  # data.labels, eval.threshold
 
 
+def test_predict_uses_the_checkpoints_calibrated_thresholds(capsys, tmp_path, fresh_model):
+    from gliner_core import GLiNER
+
+    model = GLiNER.from_pretrained(fresh_model)
+    model.set_thresholds({"drug": 0.3, "city": 0.7})
+    model.save_pretrained(tmp_path / "calibrated")
+    folder = str(tmp_path / "calibrated")
+    args = ("predict", "--model", folder, "--text", "Ada", "-s", "data.labels=[drug, city]")
+    code, out, err = run_main(capsys, *args)
+    assert code == 0, err
+    assert "threshold: calibrated (city 0.70, drug 0.30)" in out
+    code, out, err = run_main(capsys, *args, "--threshold", "0.4")  # a given threshold wins
+    assert code == 0 and "threshold: 0.4" in out, err
+
+
 @pytest.mark.parametrize("command", ["predict", "evaluate", "label"])
 def test_a_corrupt_checkpoint_is_one_error_line(capsys, tmp_path, fresh_model, command):
     """Issue 16.5: a truncated model.safetensors names the file, before any work starts."""
