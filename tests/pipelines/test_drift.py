@@ -365,7 +365,7 @@ def test_a_champion_without_reference_gets_one_from_its_first_batch(news_champio
     shutil.copytree(news_champion, model, ignore=shutil.ignore_patterns(REFERENCE_FILE))
     batch = tmp_path / "batch.jsonl"
     news = [json.loads(line)["text"] for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()]
-    write_jsonl(batch, news[200:220])
+    write_jsonl(batch, news[120:140])
     with pytest.raises(ValueError, match="no labels to make one"):
         DriftMonitor(model, DriftConfig(sample_size=20))([batch])
     report = DriftMonitor(model, DriftConfig(sample_size=20), labels=NEWS_LABELS)([batch])
