@@ -45,7 +45,8 @@ def test_killed_weak_label_actor_loses_no_document(ray_local, tiny_model):
         {"doc_id": f"d{i:03d}", "text": f"Ada Lovelace met person {i} in London.", "source": "t"}
         for i in range(48)
     ]
-    config = WeakLabelConfig(batch_size=1, actors=1, threshold=0.0)  # 4 documents per task: 12 tasks
+    # 4 documents per task: 12 tasks; the GLiNER actor alone (no labeling functions after it)
+    config = WeakLabelConfig(batch_size=1, actors=1, threshold=0.0, labeling_functions={})
     labelled = weak_label(ray.data.from_items(docs), tiny_model, {"gliner": {"person": "person"}}, config)
     out: list[dict] = []
     killed: list[int] = []

@@ -52,7 +52,7 @@ def test_processor_config_maps_our_typed_config() -> None:
     assert cfg.model_source == "meta-llama/Meta-Llama-3-8B-Instruct"
     assert cfg.engine_kwargs["tensor_parallel_size"] == 2 and cfg.engine_kwargs["max_model_len"] == 4096
     assert cfg.engine_kwargs["enable_prefix_caching"] is True
-    assert cfg.num_workers == (1, 3) and cfg.batch_size == 32
+    assert cfg.concurrency == (1, 3) and cfg.batch_size == 32  # Ray's field; ours is num_workers
     assert cfg.should_continue_on_error is True
     assert cfg.chat_template_stage and cfg.tokenize_stage and cfg.detokenize_stage
 
