@@ -275,12 +275,25 @@ class LoopConfig(_Section):
     replay: float = Field(
         0.25, ge=0.0, description="gold seed rows mixed into each iteration's rows, as a share of them"
     )
+    interpolation: list[float] = Field(
+        default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
+        description="weights lam in (0, 1] of the trained model tried after each iteration's training: "
+        "(1 - lam) x start + lam x trained, the best on the calibration rows kept (WiSE-FT); [] = off",
+    )
     guard_min_support: int = Field(
         10, ge=1, description="promotion guard: labels with at least this many dev spans are watched"
     )
     guard_max_drop: float = Field(
         0.05, ge=0.0, le=1.0, description="promotion guard: no watched label may lose more dev F1 than this"
     )
+
+    @field_validator("interpolation")
+    @classmethod
+    def _weights(cls, weights: list[float]) -> list[float]:
+        bad = [w for w in weights if not 0.0 < w <= 1.0]
+        if bad:
+            raise ValueError(f"interpolation weights must be in (0, 1] (1 = the trained model), got {bad}")
+        return sorted(set(weights))
 
 
 class ExportConfig(_Section):

@@ -5,10 +5,15 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from gliner_core import GLiNER
 from gliner_core.metrics import SpanReport, evaluate_spans
 from pipelines.reports import EvalReport
+
+if TYPE_CHECKING:
+    from gliner_core.calibration import CalibrationResult
+    from pipelines.config import PipelineConfig
 
 
 def model_threshold(model: GLiNER, fallback: float) -> float | None:
@@ -102,4 +107,20 @@ def evaluate_rows(
         threshold=threshold,
         sample_html=sample_table_html(gold, predictions, sample_rows) if sample_rows else None,
         seconds=time.perf_counter() - started,
+    )
+
+
+def calibrate(config: PipelineConfig, model: GLiNER, rows: Sequence[Mapping]) -> CalibrationResult:
+    """Per-label thresholds of `model` that maximise micro F1 on gold `rows`, with the `eval` section's
+    default, floor and minimum support (not applied to the model)."""
+    from gliner_core.calibration import calibrate_thresholds
+
+    return calibrate_thresholds(
+        model,
+        rows,
+        config.prompts(),
+        default_threshold=config.eval.threshold,
+        floor=config.eval.threshold_floor,
+        min_support=config.eval.calibration_min_support,
+        objective="micro",
     )

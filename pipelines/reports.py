@@ -174,6 +174,32 @@ class SynthStageReport:
 
 
 @dataclass
+class InterpolationReport:
+    """The interpolate stage: micro F1 on the selection rows for each weight `lam` of the trained model
+    (0: the start model, 1: the trained one) and the one kept (`pipelines.interpolation`)."""
+
+    scores: dict[float, float]
+    chosen: float
+    rows: int
+    calibrated: bool  # scored with thresholds calibrated on the rows
+    seconds: float
+
+    def summary(self) -> str:
+        tried = ", ".join(f"{lam:g}: {f1:.4f}" for lam, f1 in self.scores.items())
+        how = "calibrated " if self.calibrated else ""
+        return f"{how}micro F1 on {self.rows} rows by trained-model weight ({tried}): kept {self.chosen:g}"
+
+    def tracked(self) -> Tracked:
+        return Tracked(
+            metrics={
+                "interpolation_weight": self.chosen,
+                "seconds_interpolate": self.seconds,
+                **{f"interpolation_f1/{lam:g}": f1 for lam, f1 in self.scores.items()},
+            },
+        )
+
+
+@dataclass
 class CalibrationReport:
     """The calibrate stage: per-label thresholds that maximise F1 on the calibration rows, stored with
     the checkpoint (`gliner_core.calibration.CalibrationResult`)."""

@@ -27,6 +27,7 @@ from pipelines import stages
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
 from pipelines.gold import gold_training_rows
+from pipelines.interpolation import interpolate_model
 from pipelines.promotion import decide
 from pipelines.provenance import Provenance, job_provenance
 from pipelines.read import read_gold
@@ -138,6 +139,11 @@ class SelfTraining:
             )
             log_report(report)
             line.done(report.summary())
+        if self.config.loop.interpolation and not seed:
+            with self.console.stage("interpolate") as line:
+                mixed = interpolate_model(self.config, start, report.model_path)
+                log_report(mixed)
+                line.done(mixed.summary())
         if self.config.eval.calibrate:
             with self.console.stage("calibrate") as line:
                 calibrated = stages.calibrate_model(self.config, report.model_path)

@@ -24,7 +24,7 @@ import ray.data
 
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, TrainConfig
-from pipelines.evaluate import evaluate_rows, model_threshold
+from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
 from pipelines.gold import gold_training_rows, replay_sample
 from pipelines.label_model import SourceConfig, fit_label_model
 from pipelines.merge import (
@@ -300,21 +300,11 @@ def evaluate_model(
 def calibrate_model(config: PipelineConfig, model_path: str) -> CalibrationReport:
     """Per-label thresholds of `model_path` that maximise each label's F1 on `eval.calibration_gold`
     (default: `data.dev_gold`), saved into the checkpoint (`gliner_config.json`)."""
-    from gliner_core.calibration import calibrate_thresholds
-
     check_model(model_path)
     started = time.perf_counter()
     rows = read_gold(config.eval.calibration_gold or config.data.dev_gold)
     model = GLiNER.from_pretrained(local_copy(model_path))
-    result = calibrate_thresholds(
-        model,
-        rows,
-        config.prompts(),
-        default_threshold=config.eval.threshold,
-        floor=config.eval.threshold_floor,
-        min_support=config.eval.calibration_min_support,
-        objective="micro",
-    )
+    result = calibrate(config, model, rows)
     result.apply(model)
     save_model(model, model_path)
     return CalibrationReport(result, len(rows), time.perf_counter() - started)

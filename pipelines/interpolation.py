@@ -1,0 +1,85 @@
+"""Weight interpolation between an iteration's start model and the model trained from it (WiSE-FT).
+
+Fine-tuned on its own weak labels, a model learns some labels better and forgets others (the seed's
+knowledge of a label the weak rows rarely hold). Averaging the two sets of weights,
+
+    theta(lam) = (1 - lam) * theta_start + lam * theta_trained,      0 < lam <= 1,
+
+keeps what both know (Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022): the two
+share their initialisation, so the path between them stays in one basin. `interpolate_model` scores
+each `lam` of `loop.interpolation` on the calibration rows (`eval.calibration_gold`, default the dev
+set) — with per-label thresholds calibrated for it when `eval.calibrate` is on, the way the model
+will predict — and rewrites the trained checkpoint with the best one (ties: the larger `lam`).
+
+The choice is made on gold rows, like the thresholds: report on rows it did not see.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from gliner_core.gliner import GLiNER
+from pipelines.config import PipelineConfig
+from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
+from pipelines.read import read_gold
+from pipelines.reports import InterpolationReport
+from pipelines.storage import local_copy, save_model
+
+
+def interpolate_state(
+    start: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor], lam: float
+) -> dict[str, torch.Tensor]:
+    """(1 - lam) * start + lam * trained for floating-point tensors; others (counters, ids) from `trained`."""
+    if start.keys() != trained.keys():
+        missing = sorted(set(start) ^ set(trained))[:5]
+        raise ValueError(f"cannot interpolate models with different parameters (e.g. {missing})")
+    mixed = {}
+    for name, value in trained.items():
+        base = start[name]
+        if base.shape != value.shape:
+            raise ValueError(f"cannot interpolate {name}: shape {tuple(base.shape)} vs {tuple(value.shape)}")
+        mixed[name] = torch.lerp(base, value, lam) if value.is_floating_point() else value.clone()
+    return mixed
+
+
+def selection_score(config: PipelineConfig, model: GLiNER, rows: Sequence[Mapping]) -> float:
+    """Micro F1 on `rows` as the model would predict after this iteration: with thresholds calibrated on
+    them when `eval.calibrate` is on, else at the model's own (or the configured) threshold."""
+    if config.eval.calibrate:
+        return calibrate(config, model, rows).micro_f1_after
+    threshold = model_threshold(model, config.eval.threshold)
+    return evaluate_rows(model, rows, config.prompts(), threshold, "selection").micro_f1
+
+
+def interpolate_model(
+    config: PipelineConfig, start_model: str, trained_model: str, grid: Sequence[float] | None = None
+) -> InterpolationReport:
+    """Score theta(lam) for each lam of `grid` (default `loop.interpolation`) and save the best in place of
+    `trained_model` (left untouched when lam = 1 wins)."""
+    started = time.perf_counter()
+    grid = sorted(set(grid if grid is not None else config.loop.interpolation))
+    if not grid or any(not 0.0 < lam <= 1.0 for lam in grid):
+        raise ValueError(f"interpolation weights must be in (0, 1], got {grid}")
+    rows = read_gold(config.eval.calibration_gold or config.data.dev_gold)
+    start = GLiNER.from_pretrained(local_copy(start_model)).state_dict()
+    model = GLiNER.from_pretrained(local_copy(trained_model))
+    model.eval()
+    trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    scores: dict[float, float] = {}
+    for lam in grid:
+        model.load_state_dict(interpolate_state(start, trained, lam))
+        scores[lam] = selection_score(config, model, rows)
+    chosen = max(grid, key=lambda lam: (scores[lam], lam))
+    if chosen != 1.0:
+        model.load_state_dict(interpolate_state(start, trained, chosen))
+        save_model(model, trained_model)
+    return InterpolationReport(
+        scores=scores,
+        chosen=chosen,
+        rows=len(rows),
+        calibrated=config.eval.calibrate,
+        seconds=time.perf_counter() - started,
+    )
