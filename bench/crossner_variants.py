@@ -14,6 +14,9 @@ untagged train text, from the generalist seed of D; a variant is a set of the lo
     replay       loop.replay: gold rows of the leave-D-out generalist mix, 0.25 x the weak rows
     balance      merge.max_label_share: rows whose labels all hold more than 30 % of the spans are
                  subsampled
+    labeling_functions
+                 weak_label.labeling_functions: the gazetteers and regular expressions of
+                 `bench/crossner_rules.py` (our own words and pycountry), each one more weak source
 
 `hard` has none of them (GLiNER with the label names, global threshold 0.5, hard labels); `all` has
 every one; the ablations add one feature to `hard`. Every setting here was fixed before any result
@@ -28,6 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.crossner_rules import labeling_functions
 from pipelines.config import PipelineConfig, TrainConfig
 
 REPLAY_SHARE = 0.25
@@ -98,6 +102,7 @@ class Features:
     calibrated: bool = False
     replay: bool = False
     balance: bool = False
+    labeling_functions: bool = False
 
     def describe(self) -> str:
         on = [name.replace("_", " ") for name, value in asdict(self).items() if value]
@@ -115,6 +120,8 @@ VARIANTS: dict[str, Features] = {
     "calibrated": Features(calibrated=True),
     "replay": Features(replay=True),
     "balance": Features(balance=True),
+    # calibrated thresholds plus the gazetteers and rules of bench/crossner_rules.py
+    "lf": Features(calibrated=True, labeling_functions=True),
 }
 
 
@@ -152,7 +159,8 @@ def variant_config(
             },
             "weak_label": {
                 "views": {"synonyms": features.ensemble},
-                "labeling_functions": {},  # GLiNER's views only: no gazetteer, no rule
+                # GLiNER's views only, unless the variant adds our gazetteers and rules
+                "labeling_functions": labeling_functions(labels) if features.labeling_functions else {},
                 "cpus_per_worker": 1,
             },
             "merge": merge,
@@ -167,6 +175,9 @@ def variant_config(
                 "iterations": 1,
                 "start_from": start_model,
                 "replay": REPLAY_SHARE if features.replay else 0.0,
+                # the students are kept as trained: bench/crossner_interpolation.py mixes them with
+                # the seed afterwards, the way the loop's interpolate stage (default since) does
+                "interpolation": [],
             },
             "tracking": {
                 "tracking_uri": tracking_uri,

@@ -1,0 +1,174 @@
+"""Weight interpolation (WiSE-FT) on the CrossNER evidence checkpoints: seed and student, mixed.
+
+    nice -n 5 python bench/crossner_interpolation.py --variants all hard lf --domains politics music science
+
+For each phase-2 student `<work>/<D>/seed0/<variant>-s<k>/model` (bench/self_training_crossner.py) and each
+weight lam of `--grid`, the weights (1 - lam) x generalist + lam x student are scored the way the loop's
+interpolate stage scores them (`pipelines.interpolation.selection_score`: thresholds calibrated on dev
+half A, micro F1 on half A), then scored on half B with those thresholds. The loop would keep the lam
+with the best half-A score (ties: the larger), and promote it only over the calibrated generalist's own
+half-A score; the table reports half B of that choice, which chose nothing. Every (D, variant, k, lam)
+lands as one JSON line in `<work>/interpolation.jsonl` (re-runs skip what is there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.crossner_data import prepare_domain  # noqa: E402
+from bench.self_training_crossner import DATA, seed_dir  # noqa: E402
+
+GRID = (0.25, 0.5, 0.75, 1.0)
+
+
+def domain_config(files, k: int, work: Path):
+    """The variant config's eval section is what scoring reads: calibration on half A, floor 0.1."""
+    from bench.crossner_variants import VARIANTS, variant_config
+
+    return variant_config(
+        VARIANTS["calibrated"],
+        name="interpolation",
+        seed=k,
+        labels=files.readable,
+        corpus=files.corpus,
+        dev_a=files.dev_a,
+        start_model="unused",
+        storage=work / "_interpolation",
+        tracking_uri=f"sqlite:///{work}/_interpolation/mlflow.db",
+    )
+
+
+def score_grid(work: Path, domain: str, variant: str, k: int, grid, out: Path, done: set) -> None:
+    from gliner_core import GLiNER
+    from pipelines.evaluate import calibrate, evaluate_rows
+    from pipelines.interpolation import interpolate_state
+    from pipelines.read import read_gold
+
+    student = seed_dir(work, domain) / f"{variant}-s{k}" / "model"
+    if not (student / "gliner_config.json").exists():
+        print(f"[{domain} {variant}-s{k}] no checkpoint at {student}: skipped", flush=True)
+        return
+    files = prepare_domain(DATA, domain, work / domain / "data")
+    config = domain_config(files, k, work)
+    dev_a, dev_b = read_gold(str(files.dev_a)), read_gold(str(files.dev_b))
+    start = GLiNER.from_pretrained(seed_dir(work, domain) / "generalist" / "model").state_dict()
+    model = GLiNER.from_pretrained(student)
+    model.eval()
+    trained = {n: v.detach().clone() for n, v in model.state_dict().items()}
+    for lam in grid:
+        if (domain, variant, k, lam) in done:
+            continue
+        started = time.perf_counter()
+        model.load_state_dict(interpolate_state(start, trained, lam))
+        result = calibrate(config, model, dev_a)
+        result.apply(model)
+        b = evaluate_rows(model, dev_b, config.prompts(), None, "B")
+        record = {
+            "domain": domain,
+            "variant": variant,
+            "seed": k,
+            "lam": lam,
+            "A": result.micro_f1_after,
+            "B": b.micro_f1,
+            "B_per_label": {n[3:]: v for n, v in b.scores.to_dict().items() if n.startswith("f1/")},
+            "seconds": time.perf_counter() - started,
+        }
+        with out.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(f"[{domain} {variant}-s{k}] lam {lam}: A {record['A']:.4f} B {record['B']:.4f}", flush=True)
+
+
+def start_scores(work: Path, domain: str) -> tuple[float, float]:
+    """The calibrated generalist (lam = 0): its calibrated half-A F1 and its half-B F1."""
+    folder = seed_dir(work, domain) / "generalist-calibrated"
+    lines = (folder / "calibration.txt").read_text().splitlines()
+    a = float(next(line for line in lines if line.startswith("micro")).split()[-1])
+    b = json.loads((folder / "eval.json").read_text())["B"]["micro_f1"]
+    return a, b
+
+
+def table(work: Path, records: list[dict], domains, variants, seeds) -> str:
+    def ms(values: list[float]) -> str:
+        if not values:
+            return "not run"
+        if len(values) == 1:
+            return f"{100 * values[0]:.1f} (n=1)"
+        return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f} (n={len(values)})"
+
+    lines = [
+        "| domain | variant | calibrated generalist | student (lam = 1) | interpolated, lam chosen on A | "
+        "after the promotion check | lam chosen |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    means: dict[str, list[list[float]]] = {}
+    for domain in domains:
+        seed_a, seed_b = start_scores(work, domain)
+        for variant in variants:
+            one, chosen, kept, lams = [], [], [], []
+            for k in seeds:
+                rows = [r for r in records if (r["domain"], r["variant"], r["seed"]) == (domain, variant, k)]
+                if not rows:
+                    continue
+                best = max(rows, key=lambda r: (r["A"], r["lam"]))
+                one += [r["B"] for r in rows if r["lam"] == 1.0]
+                chosen.append(best["B"])
+                kept.append(best["B"] if best["A"] > seed_a else seed_b)
+                lams.append(f"{best['lam']:g}")
+            means.setdefault(variant, []).append(
+                [statistics.mean(v) if v else float("nan") for v in (one, chosen, kept)] + [seed_b]
+            )
+            lines.append(
+                f"| {domain} | {variant} | {100 * seed_b:.1f} | {ms(one)} | {ms(chosen)} | {ms(kept)} | "
+                f"{', '.join(lams) or '-'} |"
+            )
+    for variant, rows in means.items():
+        cols = [statistics.mean(r[i] for r in rows) for i in range(4)]
+        lines.append(
+            f"| **mean** | {variant} | {100 * cols[3]:.1f} | {100 * cols[0]:.1f} | {100 * cols[1]:.1f} "
+            f"({100 * (cols[1] - cols[3]):+.1f}) | {100 * cols[2]:.1f} ({100 * (cols[2] - cols[3]):+.1f}) | |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--domains", nargs="+", default=["politics", "music", "science"])
+    parser.add_argument("--variants", nargs="+", default=["all"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="iteration seeds")
+    parser.add_argument("--grid", nargs="+", type=float, default=list(GRID))
+    parser.add_argument("--work", default="/work/evidence_work")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--torch-threads", type=int, default=1)
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    work = Path(args.work)
+    out = work / "interpolation.jsonl"
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    if not args.report_only:
+        done = {(r["domain"], r["variant"], r["seed"], r["lam"]) for r in records}
+        for variant in args.variants:
+            for domain in args.domains:
+                for k in args.seeds:
+                    score_grid(work, domain, variant, k, args.grid, out, done)
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+    print(table(work, records, args.domains, args.variants, args.seeds))
+
+
+if __name__ == "__main__":
+    main()
