@@ -120,6 +120,17 @@ def fresh_model(tmp_path_factory: pytest.TempPathFactory, minilm_path: str) -> s
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: str) -> str:
+    """A GLiNER on the tiny test encoder, random heads: for commands whose output is not judged on
+    quality (seconds instead of minutes per stage)."""
+    from gliner_core import GLiNER
+
+    path = tmp_path_factory.mktemp("tiny-model") / "gliner"
+    GLiNER.from_backbone(tiny_backbone, hidden_size=32, max_len=48).save_pretrained(str(path))
+    return str(path)
+
+
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python -m jobs ARGS` in the repository root (as a user runs it)."""
     return subprocess.run(

@@ -286,13 +286,13 @@ def test_predict_a_file_writes_one_row_per_text(capsys, tmp_path, fresh_model):
 
 
 @pytest.mark.slow
-def test_label_train_evaluate_by_hand(capfd, tmp_path, fresh_model, ray_local):
+def test_label_train_evaluate_by_hand(capfd, tmp_path, tiny_model, ray_local):
     """The loop's stages as separate commands, each reading the previous one's files; the console
     writes to the process's stdout (file descriptor 1), so this reads that."""
     capsys = capfd
     common = ["-s", f"storage_path={tmp_path}", "-s", "data.max_documents=24", "-s", "train.epochs=1"]
     code, out, err = run_main(
-        capsys, "label", "--model", fresh_model, "--output", str(tmp_path / "lab"), *common
+        capsys, "label", "--model", tiny_model, "--output", str(tmp_path / "lab"), *common
     )
     assert code == 0, err
     assert "24 documents" in out and "@@gliner-progress" not in out and "RayTrainWorker" not in out
@@ -300,7 +300,7 @@ def test_label_train_evaluate_by_hand(capfd, tmp_path, fresh_model, ray_local):
     assert list((tmp_path / "lab" / "train_rows").glob("*.parquet"))
 
     code, out, err = run_main(
-        capsys, "train", "--rows", str(tmp_path / "lab" / "train_rows"), "--model", fresh_model,
+        capsys, "train", "--rows", str(tmp_path / "lab" / "train_rows"), "--model", tiny_model,
         "--output", str(tmp_path / "tr"), *common,
     )  # fmt: skip
     assert code == 0, err

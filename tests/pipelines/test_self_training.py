@@ -67,14 +67,16 @@ def mlflow_server(tmp_path_factory):
     process.wait(timeout=30)
 
 
-def tiny_config(tmp_path, url: str, synth: dict | None = None, **loop) -> PipelineConfig:
+def tiny_config(
+    tmp_path, url: str, synth: dict | None = None, backbone: str = "minilm", **loop
+) -> PipelineConfig:
     return PipelineConfig.model_validate(
         {
             "synth": synth or {},
             "name": "test",
             "storage_path": str(tmp_path / "runs"),
             "data": {"max_documents": 16},
-            "model": {"settings": {"hidden_size": 64, "max_len": 64, "dropout": 0.1}},
+            "model": {"backbone": backbone, "settings": {"hidden_size": 64, "max_len": 64, "dropout": 0.1}},
             "seed_train": {"epochs": 2, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
             "train": {"epochs": 1, "batch_size": 8},
             "loop": {"iterations": 1, **loop},
@@ -90,7 +92,9 @@ def tiny_config(tmp_path, url: str, synth: dict | None = None, **loop) -> Pipeli
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_path, mlflow_server):
+def test_loop_tracks_registers_and_restarts_from_the_champion(
+    ray_local, tmp_path, mlflow_server, tiny_backbone
+):
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -106,7 +110,8 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
         )
     )
     try:
-        summary = run(tiny_config(tmp_path, mlflow_server, {"mode": "generate", "config": str(synth_config)}))
+        synth = {"mode": "generate", "config": str(synth_config)}
+        summary = run(tiny_config(tmp_path, mlflow_server, synth, backbone=tiny_backbone))
     finally:
         stub.stop()
     assert len(summary.iterations) == 1 and summary.tracking_uri == mlflow_server
@@ -125,6 +130,9 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
     assert synth_run.data.metrics["synth.rows"] == 16 and synth_run.data.metrics["synth.ner.ok"] > 0
     iteration = next(c for c in children if c.info.run_name == "iteration-1")
     assert {"dev_micro_f1", "weak_documents", "train_rows"} <= set(iteration.data.metrics)
+    # the trained weights were mixed with the start model's, each weight scored, one kept
+    assert {f"interpolation_f1/{w:g}" for w in (0.25, 0.5, 0.75, 1.0)} <= set(iteration.data.metrics)
+    assert iteration.data.metrics["interpolation_weight"] in (0.25, 0.5, 0.75, 1.0)
     stats_path = client.download_artifacts(iteration.info.run_id, "label_statistics.json", str(tmp_path))
     stats = json.loads(Path(stats_path).read_text())
     assert stats["per_origin"].get("llm", 0) > 0  # LLM spans reached the training rows
@@ -158,7 +166,7 @@ def test_loop_tracks_registers_and_restarts_from_the_champion(ray_local, tmp_pat
     assert {p.name for p in model.metadata.signature.params} == {"labels", "threshold"}
 
     # the next job starts from the champion: no seed training
-    second = run(tiny_config(tmp_path, mlflow_server, iterations=0))
+    second = run(tiny_config(tmp_path, mlflow_server, backbone=tiny_backbone, iterations=0))
     runs = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'"
     )

@@ -145,7 +145,7 @@ def write_gold(path: Path, rows: list[dict]) -> str:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_secrets_never_reach_mlflow_or_the_logs(
-    ray_local, mlflow_server, tmp_path, monkeypatch, capfd, caplog
+    ray_local, mlflow_server, tmp_path, monkeypatch, capfd, caplog, tiny_backbone
 ):
     """Unique secret values in the environment, and a password in the tracking URI: after a small
     self-training loop, no MLflow param, tag, metric name, artifact, server file or log line holds
@@ -173,7 +173,7 @@ def test_secrets_never_reach_mlflow_or_the_logs(
             "name": "secrets",
             "storage_path": str(tmp_path / "runs"),
             "data": {"max_documents": 8, "seed_gold": None, "dev_gold": dev},
-            "model": {"settings": {"hidden_size": 32, "max_len": 48}},
+            "model": {"backbone": tiny_backbone, "settings": {"hidden_size": 32, "max_len": 48}},
             "train": {"epochs": 1, "batch_size": 8},
             "loop": {"iterations": 1, "start_from": "seed"},
             "tracking": {
