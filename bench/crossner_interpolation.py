@@ -141,6 +141,16 @@ def table(work: Path, records: list[dict], domains, variants, seeds) -> str:
     return "\n".join(lines)
 
 
+def read_records(path: Path) -> list[dict]:
+    """The scored (domain, variant, seed, lam) records, the first of each (a line written twice by two
+    runs at once counts once)."""
+    records: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        record = json.loads(line)
+        records.setdefault((record["domain"], record["variant"], record["seed"], record["lam"]), record)
+    return list(records.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,14 +169,14 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     work = Path(args.work)
     out = work / "interpolation.jsonl"
-    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    records = read_records(out)
     if not args.report_only:
         done = {(r["domain"], r["variant"], r["seed"], r["lam"]) for r in records}
         for variant in args.variants:
             for domain in args.domains:
                 for k in args.seeds:
                     score_grid(work, domain, variant, k, args.grid, out, done)
-        records = [json.loads(line) for line in out.read_text().splitlines()]
+        records = read_records(out)
     print(table(work, records, args.domains, args.variants, args.seeds))
 
 
