@@ -73,6 +73,13 @@ def test_variants_switch_one_feature_at_a_time(tmp_path: Path) -> None:
     assert every.merge.label_model is not None and every.merge.label_model.method == "dawid_skene"
     assert every.merge.soft_targets and every.eval.calibrate and every.loop.replay == 0.25
     assert every.eval.calibration_gold == str(tmp_path / "dev_A.jsonl") == every.data.dev_gold
+    assert hard.loop.interpolation == [] == every.loop.interpolation  # students kept as trained
     for name, features in VARIANTS.items():
-        if name not in ("hard", "all"):
+        if name not in ("hard", "all", "lf"):
             assert sum(vars(features).values()) == 1, name
+    rules = config(VARIANTS["lf"], "politics", tmp_path)
+    assert rules.eval.calibrate and rules.merge.label_model is None
+    functions = rules.weak_label.labeling_functions
+    assert {g.label for g in functions.gazetteers} | {r.label for r in functions.regexes} == {
+        "country", "election", "political party", "event"
+    }  # fmt: skip
