@@ -696,8 +696,7 @@ def schedule(
     State (last tick, data seen, submissions, drift checks) survives restarts; runs never overlap.
     """
     from jobs.schedule import Scheduler, StateStore, check_cron, single_instance, utcnow
-    from jobs.submit import cluster_client, job_status
-    from jobs.submit import submit as submit_job
+    from jobs.submit import ScheduledJobs, cluster_client
 
     if cron:
         check_cron(cron)  # before anything is created or contacted
@@ -705,16 +704,14 @@ def schedule(
     drift = _drift_monitor(drift_model, drift_config, drift_labels, tracking_uri, state)
     client = cluster_client(address)
 
-    def submit_fn(tick_key: str) -> tuple[str, bool]:
+    def spec_for(tick_key: str):
         spec = _spec(command, working_dir, pip, tick_key, num_cpus, num_gpus, allow_missing_paths)
         spec.code_in_id = False
-        result = submit_job(client, spec)
-        return result.submission_id, result.existing
+        return spec
 
     with single_instance(state):
         scheduler = Scheduler(
-            submit_fn,
-            lambda sid: job_status(client, sid),
+            ScheduledJobs(client, spec_for),
             StateStore(state),
             cron=cron,
             watch=watch,

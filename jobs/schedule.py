@@ -1,6 +1,6 @@
 """Periodic retraining: submit a Ray job on a cron expression, when new data lands, or when it drifts.
 
-    scheduler = Scheduler(submit_fn, status_fn, StateStore("state.db"), cron="0 3 * * *", watch="corpus/")
+    scheduler = Scheduler(jobs, StateStore("state.db"), cron="0 3 * * *", watch="corpus/")
     scheduler.poll()          # one decision: submit, defer, or nothing
     scheduler.run_forever()   # poll every N seconds until stopped
 
@@ -13,10 +13,15 @@ once: a drifted batch that waits for a running job is not checked again.
 Rules that make a restart safe:
 - The state (last cron tick handled, the corpus signature last submitted for, every submission) lives in
   a SQLite file, written right after each submission.
-- A tick is submitted with `key = "cron:<tick time>"`, so its submission id is deterministic: if the
-  process dies between submitting and recording, the next poll finds the same job on the cluster
-  instead of starting another (no duplicate), and a tick that passed while the scheduler was down is
-  submitted at the next poll (no miss; only the latest missed tick, not a backlog).
+- A tick is submitted with `key = "cron:<tick time>"`, so its submission id is deterministic; the
+  submission about to be made (id, reason) is written down first (`pending`). If the process dies
+  between that and recording, the next poll (after a restart) looks for that id on the cluster: found,
+  it is recorded; not there, the intent is dropped and what is due is decided afresh. No job is left
+  unrecorded and none goes twice, even when later ticks passed while the scheduler was down. A tick
+  that passed while it was down is submitted at the next poll (no miss; only the latest missed tick,
+  not a backlog).
+- SIGTERM / SIGINT stop the scheduler after the poll in progress (a second one stops it at once), so
+  a stop never lands between submitting and recording.
 - Overlap: while the last submitted job is still pending or running, nothing new is submitted; the due
   tick / new data stays due and goes at the first poll after the job has finished.
 - One scheduler per state file (a lock file next to it).
@@ -27,14 +32,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sqlite3
-import time
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from croniter import croniter
 from filelock import FileLock, Timeout
@@ -137,6 +143,7 @@ class StateStore:
             )
             for key, value in {**updates, "last_submission": submission_id}.items():
                 db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+            db.execute("DELETE FROM state WHERE key = 'pending'")  # the intent is settled
 
     def set(self, key: str, value: str) -> None:
         with self._db() as db:
@@ -146,6 +153,10 @@ class StateStore:
         with self._db() as db:
             for key, value in updates.items():
                 db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+
+    def forget(self, key: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM state WHERE key = ?", (key,))
 
     def record_drift(self, signature: str, files: int, drifted: bool, reason: str, figures: dict) -> None:
         with self._db() as db:
@@ -188,9 +199,19 @@ class DriftResult(Protocol):
     figures: dict[str, float]
 
 
-# submit_fn(key) -> (submission id, existing); status_fn(submission id) -> status name or None
-SubmitFn = Callable[[str], tuple[str, bool]]
-StatusFn = Callable[[str], str | None]
+class Jobs(Protocol):
+    """The cluster as the scheduler sees it (`jobs.cli` wraps the Ray Jobs API; tests fake it)."""
+
+    def submission_id(self, key: str) -> str:
+        """The deterministic id the job for `key` gets."""
+
+    def submit(self, key: str) -> tuple[str, bool]:
+        """Submit the job for `key`: (submission id, whether it was already on the cluster)."""
+
+    def status(self, submission_id: str) -> str | None:
+        """The job's status name, or None when the cluster has no such job."""
+
+
 # drift_fn(files added or rewritten since the last batch) -> a result with drifted, reason, figures
 DriftFn = Callable[[list[Path]], DriftResult]
 
@@ -198,8 +219,7 @@ DriftFn = Callable[[list[Path]], DriftResult]
 class Scheduler:
     def __init__(
         self,
-        submit_fn: SubmitFn,
-        status_fn: StatusFn,
+        jobs: Jobs,
         state: StateStore,
         cron: str | None = None,
         watch: str | None = None,
@@ -211,7 +231,7 @@ class Scheduler:
             raise UserError("nothing to schedule on: give --cron and/or --watch")
         if drift is not None and not watch:
             raise UserError("the drift trigger checks new data: give --watch with the folder it lands in")
-        self.submit_fn, self.status_fn, self.state = submit_fn, status_fn, state
+        self.jobs, self.state = jobs, state
         self.cron = check_cron(cron) if cron else None
         self.watch = watch
         self.drift = drift
@@ -268,17 +288,27 @@ class Scheduler:
         return f"drift:{signature}", f"drift in new data in {self.watch}: {check['reason']}", updates
 
     def poll(self) -> Decision:
+        pending = self.state.get("pending")
+        if pending is not None:  # a submission cut off before it was recorded (process killed)
+            intent = json.loads(pending)
+            if self.jobs.status(intent["submission_id"]) is not None:  # it reached the cluster
+                self.state.record(intent["submission_id"], intent["reason"], True, intent["updates"])
+                self.say(f"{intent['reason']}: found {intent['submission_id']} (submitted before a stop)")
+                return Decision("found", intent["reason"], intent["submission_id"])
+            self.state.forget("pending")  # it never did: decide afresh below
         work = self.due()
         if work is None:
             return Decision("idle")
         key, reason, updates = work
         last = self.state.get("last_submission")
         if last is not None:
-            status = self.status_fn(last)
+            status = self.jobs.status(last)
             if status in ACTIVE:
                 self.say(f"{reason}: deferred, {last} is still {status}")
                 return Decision("deferred", reason, last)
-        submission_id, existing = self.submit_fn(key)
+        intent = {"key": key, "submission_id": self.jobs.submission_id(key), "reason": reason}
+        self.state.set("pending", json.dumps({**intent, "updates": updates}))  # written before submitting
+        submission_id, existing = self.jobs.submit(key)
         self.state.record(submission_id, reason, existing, updates)
         action = "found" if existing else "submitted"
         self.say(f"{reason}: {action} {submission_id}")
@@ -286,17 +316,38 @@ class Scheduler:
 
     def run_forever(self, interval: float, max_polls: int | None = None) -> None:
         """Poll every `interval` seconds; a failed poll (cluster unreachable for a while) is reported
-        and retried at the next one: its work stays due, since the state only moves after a submission."""
-        polls = 0
-        while max_polls is None or polls < max_polls:
-            try:
-                self.poll()
-            except (ConnectionError, RuntimeError, UserError, OSError) as error:
-                first = str(error).splitlines()[0] if str(error) else repr(error)
-                self.say(f"poll failed, retrying in {interval:g} s: {first}")
-            polls += 1
-            if max_polls is None or polls < max_polls:
-                time.sleep(interval)
+        and retried at the next one: its work stays due, since the state only moves after a submission.
+        SIGTERM / SIGINT end the loop after the poll in progress; a second signal acts at once."""
+        stop = threading.Event()
+        received: list[str] = []
+        previous: dict[signal.Signals, Any] = {}
+
+        def request_stop(signum: int, frame: object) -> None:
+            name = signal.Signals(signum)
+            received.append(name.name)
+            stop.set()
+            signal.signal(name, previous[name])  # a second signal is not deferred
+
+        if threading.current_thread() is threading.main_thread():
+            for stop_signal in (signal.SIGTERM, signal.SIGINT):
+                previous[stop_signal] = signal.getsignal(stop_signal)
+                signal.signal(stop_signal, request_stop)
+        try:
+            polls = 0
+            while not stop.is_set() and (max_polls is None or polls < max_polls):
+                try:
+                    self.poll()
+                except (ConnectionError, RuntimeError, UserError, OSError) as error:
+                    first = str(error).splitlines()[0] if str(error) else repr(error)
+                    self.say(f"poll failed, retrying in {interval:g} s: {first}")
+                polls += 1
+                if max_polls is None or polls < max_polls:
+                    stop.wait(interval)
+        finally:
+            for stop_signal, handler in previous.items():
+                signal.signal(stop_signal, handler)
+        if received:
+            self.say(f"stopped by {received[0]}")
 
 
 @contextmanager

@@ -238,6 +238,23 @@ def submit(client, spec: JobSpec, attempts: int = 5, backoff: float = 2.0) -> Su
         raise UserError(f"the cluster refused job {submission_id}: {str(error).splitlines()[0]}") from error
 
 
+class ScheduledJobs:
+    """The cluster as `jobs.schedule.Scheduler` sees it: one job spec per schedule key."""
+
+    def __init__(self, client, spec_for: Callable[[str], JobSpec]):
+        self.client, self.spec_for = client, spec_for
+
+    def submission_id(self, key: str) -> str:
+        return self.spec_for(key).submission_id()
+
+    def submit(self, key: str) -> tuple[str, bool]:
+        result = submit(self.client, self.spec_for(key))
+        return result.submission_id, result.existing
+
+    def status(self, submission_id: str) -> str | None:
+        return job_status(self.client, submission_id)
+
+
 def follow_logs(client, submission_id: str, write: Callable[[str], Any] = sys.stdout.write) -> str:
     """Stream the job's logs until it ends; returns its final status."""
 

@@ -39,8 +39,11 @@ class FakeCluster:
         self.submitted: list[str] = []
         self.crash_after_submit = False
 
+    def submission_id(self, key: str) -> str:
+        return f"job-{key}"
+
     def submit(self, key: str) -> tuple[str, bool]:
-        submission_id = f"job-{key}"
+        submission_id = self.submission_id(key)
         if submission_id in self.jobs:
             return submission_id, True
         self.jobs[submission_id] = "RUNNING"
@@ -57,7 +60,7 @@ class FakeCluster:
 
 
 def scheduler(tmp_path, cluster, clock, **kwargs) -> Scheduler:
-    return Scheduler(cluster.submit, cluster.status, StateStore(tmp_path / "state.db"), clock=clock, **kwargs)
+    return Scheduler(cluster, StateStore(tmp_path / "state.db"), clock=clock, **kwargs)
 
 
 def test_cron_submits_once_per_tick_and_not_the_backlog(tmp_path):
@@ -103,6 +106,76 @@ def test_killed_between_submitting_and_recording_finds_the_job(tmp_path):
     assert decision.action == "found"  # same tick, same submission id: the job on the cluster
     assert cluster.submitted == ["job-cron:2026-11-25T03:00:00+00:00"]
     assert StateStore(tmp_path / "state.db").submissions()[0]["existing"] == 1
+
+
+def test_killed_between_submitting_and_recording_records_the_job_after_later_ticks(tmp_path):
+    """Down over the next tick: the job submitted before the kill is recorded (its id was written down
+    before submitting), then the new tick waits for it and goes; nothing unrecorded, nothing twice."""
+    cluster, clock = FakeCluster(), Clock(T0)
+    scheduler(tmp_path, cluster, clock, cron="0 3 * * *")
+    clock.advance(hours=1)
+    cluster.crash_after_submit = True
+    with pytest.raises(KeyboardInterrupt):
+        scheduler(tmp_path, cluster, clock, cron="0 3 * * *").poll()
+    cluster.crash_after_submit = False
+    clock.advance(days=1)  # the 03:00 tick of the next day passed while it was down
+    s = scheduler(tmp_path, cluster, clock, cron="0 3 * * *")
+    assert s.poll().action == "found"
+    assert s.poll().action == "deferred"  # the recorded job still runs
+    cluster.finish_all()
+    assert s.poll().action == "submitted"
+    recorded = [row["submission_id"] for row in StateStore(tmp_path / "state.db").submissions()]
+    assert (
+        sorted(recorded)
+        == sorted(cluster.submitted)
+        == [
+            "job-cron:2026-11-25T03:00:00+00:00",
+            "job-cron:2026-11-26T03:00:00+00:00",
+        ]
+    )
+
+
+def test_an_intent_that_never_reached_the_cluster_is_dropped(tmp_path):
+    """Killed after writing the intent but before the cluster had the job (or the cluster refused it):
+    after the restart only the latest due tick goes, not the stale one."""
+    cluster, clock = FakeCluster(), Clock(T0)
+    scheduler(tmp_path, cluster, clock, cron="0 3 * * *")
+    clock.advance(hours=1)
+    refused = FakeCluster()
+    refused.submit = lambda key: (_ for _ in ()).throw(ConnectionError("cluster down"))  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        scheduler(tmp_path, refused, clock, cron="0 3 * * *").poll()
+    clock.advance(days=1)
+    assert scheduler(tmp_path, cluster, clock, cron="0 3 * * *").poll().action == "submitted"
+    assert cluster.submitted == ["job-cron:2026-11-26T03:00:00+00:00"]
+
+
+def test_sigterm_during_a_poll_lets_it_record_before_stopping(tmp_path):
+    """`schedule` stopped by SIGTERM (systemd, Kubernetes, a test's teardown) while it submits: the
+    poll finishes and records the job, then the process exits cleanly; a default SIGTERM would kill it
+    between submitting and recording."""
+    script = f"""
+import os, signal, time
+from jobs.schedule import Scheduler, StateStore
+
+class Jobs:
+    def submission_id(self, key): return "job-" + key
+    def status(self, submission_id): return None
+    def submit(self, key):
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop arrives while the cluster is answering
+        time.sleep(0.2)
+        return self.submission_id(key), False
+
+Scheduler(Jobs(), StateStore({str(tmp_path / "state.db")!r}), watch={str(tmp_path)!r}).run_forever(0.1)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stopped by SIGTERM" in result.stdout
+    (row,) = StateStore(tmp_path / "state.db").submissions()
+    assert row["submission_id"].startswith("job-data:")
+    assert StateStore(tmp_path / "state.db").get("pending") is None
 
 
 def test_runs_never_overlap(tmp_path):

@@ -149,6 +149,9 @@ class FakeCluster:
     def __init__(self):
         self.jobs: dict[str, str] = {}
 
+    def submission_id(self, key: str) -> str:
+        return f"job-{key}"
+
     def submit(self, key: str) -> tuple[str, bool]:
         self.jobs.setdefault(f"job-{key}", "RUNNING")
         return f"job-{key}", False
@@ -175,9 +178,7 @@ class FakeDrift:
 
 def scheduler(tmp_path, cluster, drift, **kwargs):
     clock = lambda: datetime(2026, 12, 1, tzinfo=timezone.utc)  # noqa: E731
-    return Scheduler(
-        cluster.submit, cluster.status, StateStore(tmp_path / "state.db"), clock=clock, drift=drift, **kwargs
-    )
+    return Scheduler(cluster, StateStore(tmp_path / "state.db"), clock=clock, drift=drift, **kwargs)
 
 
 def test_drift_trigger_submits_only_for_a_drifted_batch(tmp_path):
@@ -335,7 +336,7 @@ def test_the_scheduler_retrains_on_drift_and_not_on_more_of_the_same(news_champi
     monitor = DriftMonitor(news_champion, config, tracking=(uri, "drift"))
     cluster = FakeCluster()
     state = StateStore(tmp_path / "state.db")
-    s = Scheduler(cluster.submit, cluster.status, state, watch=str(corpus), drift=monitor, say=print)
+    s = Scheduler(cluster, state, watch=str(corpus), drift=monitor, say=print)
     assert s.poll().action == "idle"
     (same,) = state.drift_checks()
     assert not same["drifted"] and same["reason"].startswith("no drift"), same
