@@ -5,6 +5,7 @@
     resolve_model("models:/gliner-selftrain@champion", config)  # an alias in the MLflow registry
     resolve_model("models:/gliner-selftrain/3", config)         # a version in the MLflow registry
     resolve_model("urchade/gliner_small-v2.1", config)          # a Hugging Face hub id
+    resolve_model("s3://bucket/runs/…/champion", config)        # a checkpoint folder in object storage
 
 The registry is the config's (`tracking.tracking_uri`, else $MLFLOW_TRACKING_URI, else the SQLite file
 under `storage_path`, see `tracking.tracking_uri`). A registered model comes back with the labels
@@ -12,6 +13,8 @@ under `storage_path`, see `tracking.tracking_uri`). A registered model comes bac
 `tracking.log_model`). With a local artifact store (the default) the checkpoint is read in place;
 from a remote one it is downloaded once per version into `<storage_path>/models/`. A hub id is
 fetched through the Hugging Face cache (which `HF_HUB_OFFLINE=1` limits to what is already there).
+A folder at a URI (`s3://…`, any pyarrow filesystem) is downloaded once into the local cache
+(`pipelines.storage.local_copy`), so every node of a cluster reads it without a shared disk.
 
 Every failure is a `ModelSourceError` with one line that names the reference and says what to do.
 """
@@ -34,7 +37,10 @@ from pipelines.storage import is_uri, redact_uri, resolve
 CHAMPION = "champion"
 CONFIG_FILE = "gliner_config.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-FORMS = "a checkpoint folder, `champion`, models:/NAME@ALIAS, models:/NAME/VERSION or a hub id (OWNER/NAME)"
+FORMS = (
+    "a checkpoint folder (local or s3://…), `champion`, models:/NAME@ALIAS, models:/NAME/VERSION "
+    "or a hub id (OWNER/NAME)"
+)
 FIRST_RUN = "run `make run` or `gliner-selftrain self-train` first, or pass --model FOLDER"
 
 _REGISTRY = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
@@ -49,7 +55,7 @@ class ModelSourceError(ValueError):
 class Reference:
     """A parsed model reference (no I/O beyond looking at the local filesystem)."""
 
-    kind: Literal["folder", "registry", "hub"]
+    kind: Literal["folder", "uri", "registry", "hub"]
     text: str  # as the user wrote it
     name: str | None = None  # registry: registered model (None: the config's)
     alias: str | None = None  # registry: alias (None with version None: the config's champion alias)
@@ -88,7 +94,9 @@ def parse_reference(reference: str, base: str | Path = ".") -> Reference:
             )
         return Reference("registry", text, match["name"], match["alias"], version)
     if is_uri(text):
-        raise ModelSourceError(f"unsupported model reference {text!r}: give {FORMS}")
+        if text.startswith(("http://", "https://")):
+            raise ModelSourceError(f"unsupported model reference {text!r}: give {FORMS}")
+        return Reference("uri", text)
     local = Path(text).expanduser()
     local = local if local.is_absolute() else Path(base) / local
     looks_local = (
@@ -138,9 +146,26 @@ def resolve_model(reference: str, config: PipelineConfig) -> ResolvedModel:
     if parsed.kind == "folder":
         check_checkpoint(Path(parsed.text).expanduser(), parsed.text)
         return ResolvedModel(str(Path(parsed.text).expanduser().resolve()), reference, parsed.text)
+    if parsed.kind == "uri":
+        return _from_uri(parsed)
     if parsed.kind == "hub":
         return _from_hub(parsed)
     return _from_registry(parsed, config)
+
+
+def _from_uri(ref: Reference) -> ResolvedModel:
+    """A checkpoint folder in object storage, downloaded once into the local cache and checked."""
+    from pipelines.storage import local_copy
+
+    shown = redact_uri(ref.text)
+    try:
+        local = local_copy(ref.text)
+    except FileNotFoundError as error:
+        raise ModelSourceError(f"model not found: {shown} (nothing there); give {FORMS}") from error
+    except OSError as error:
+        raise ModelSourceError(f"cannot read the model at {shown}: {first_line(error)}") from error
+    check_checkpoint(local, shown)
+    return ResolvedModel(local, ref.text, shown)
 
 
 def first_line(error: BaseException) -> str:

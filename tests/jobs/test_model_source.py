@@ -33,6 +33,7 @@ def config(storage: str | Path) -> PipelineConfig:
         ("models:/gliner-selftrain@champion", "registry", "gliner-selftrain", "champion", None),
         ("models:/gliner-selftrain/12", "registry", "gliner-selftrain", None, "12"),
         ("urchade/gliner_small-v2.1", "hub", None, None, None),
+        ("s3://bucket/runs/champion", "uri", None, None, None),
         ("./urchade/gliner_small-v2.1", "folder", None, None, None),
         ("/abs/checkpoint", "folder", None, None, None),
         ("best", "folder", None, None, None),
@@ -51,7 +52,7 @@ def test_references_are_classified(reference, kind, name, alias, version):
         ("models:/gliner-selftrain", "expected models:/NAME@ALIAS or models:/NAME/VERSION"),
         ("models:/gliner-selftrain/latest", "the version must be a number"),
         ("models:/a@b/c", "expected models:/NAME@ALIAS"),
-        ("s3://bucket/model", "unsupported model reference"),
+        ("https://example.org/model", "unsupported model reference"),
         ("  ", "empty model reference"),
     ],
 )
@@ -59,6 +60,24 @@ def test_bad_syntax_is_one_line(reference, message):
     with pytest.raises(ModelSourceError, match=message) as caught:
         parse_reference(reference)
     assert "\n" not in str(caught.value)
+
+
+def test_a_folder_at_a_uri_is_downloaded_once_and_checked(tmp_path, fresh_model, monkeypatch):
+    """Object storage through pyarrow (file:// here; the 2-node test reads s3:// from a real server)."""
+    monkeypatch.setenv("GLINER_SELFTRAIN_CACHE", str(tmp_path / "cache"))
+    uri = f"file://{Path(fresh_model).resolve()}"
+    resolved = resolve_model(uri, config(tmp_path))
+    assert Path(resolved.path).is_relative_to(tmp_path / "cache")
+    assert sorted(p.name for p in Path(resolved.path).iterdir()) == sorted(
+        p.name for p in Path(fresh_model).iterdir()
+    )
+    assert resolve_model(uri, config(tmp_path)).path == resolved.path  # downloaded once
+    with pytest.raises(ModelSourceError, match="model not found: file://.*missing"):
+        resolve_model(f"file://{tmp_path / 'missing'}", config(tmp_path))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ModelSourceError, match="not a GLiNER checkpoint: no gliner_config.json"):
+        resolve_model(f"file://{tmp_path / 'half'}", config(tmp_path))
 
 
 def test_a_folder_is_checked(tmp_path, fresh_model):
