@@ -15,17 +15,18 @@ from pathlib import Path
 
 from pipelines.config import GoldSource
 from pipelines.read import read_gold
+from pipelines.storage import files_in, is_dir, is_file, redact_uri
 
 
 def source_files(path: str) -> list[str]:
-    folder = Path(path)
-    if folder.is_dir():
-        files = sorted(str(p) for p in folder.glob("*.jsonl"))
+    """The JSONL files of a gold set: the file itself, or a folder's `*.jsonl` (local or at a URI)."""
+    if is_dir(path):
+        files = files_in(path, ".jsonl")
         if not files:
-            raise FileNotFoundError(f"gold folder {path} holds no *.jsonl file")
+            raise FileNotFoundError(f"gold folder {redact_uri(path)} holds no *.jsonl file")
         return files
-    if not folder.is_file():
-        raise FileNotFoundError(f"gold rows not found: {path}")
+    if not is_file(path):
+        raise FileNotFoundError(f"gold rows not found: {redact_uri(path)}")
     return [path]
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import ray.data
 
 from gliner_core.gliner import clean_text
+from pipelines.storage import files_in, is_dir, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,13 @@ def detect_format(path: str) -> str:
         return "parquet"
     if suffix in (".csv", ".tsv"):
         return "csv"
-    if Path(path).is_dir() and (Path(path) / "dataset_info.json").exists():
+    if not is_dir(path):
+        raise ValueError(f"cannot tell the format of {path}: give corpus_format (jsonl, parquet, csv, hf)")
+    if not is_uri(path) and (Path(path) / "dataset_info.json").exists():
         return "hf"
-    if Path(path).is_dir() and any(Path(path).glob("*.parquet")):
+    if files_in(path, ".parquet"):
         return "parquet"
-    if Path(path).is_dir() and any(Path(path).glob("*.jsonl")):
+    if files_in(path, ".jsonl"):
         return "jsonl"
     raise ValueError(f"cannot tell the format of {path}: give corpus_format (jsonl, parquet, csv, hf)")
 
@@ -73,7 +76,7 @@ def read_documents(
     path: str, fmt: str = "auto", text_field: str = "text", limit: int | None = None
 ) -> ray.data.Dataset:
     """The corpus as a Ray Dataset of documents (lazy: nothing is read until a stage runs)."""
-    if not path.startswith(("s3://", "gs://", "hdfs://", "abfs://")) and not Path(path).exists():
+    if not is_uri(path) and not Path(path).exists():
         raise FileNotFoundError(f"corpus not found: {path}")
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt == "jsonl" and not path.endswith(".json"):
@@ -102,7 +105,7 @@ def read_documents(
 
 
 def _extensions(path: str) -> list[str] | None:
-    return None if not Path(path).is_dir() and "://" not in path else JSONL_EXTENSIONS
+    return JSONL_EXTENSIONS if is_dir(path) else None
 
 
 def parse_jsonl(data: bytes, text_field: str) -> tuple[list[dict[str, Any]], Counter[str], list[str]]:

@@ -13,6 +13,7 @@ loop (`pipelines.self_training`) composes the same functions:
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -40,7 +41,16 @@ from pipelines.merge import (
 from pipelines.read import read_documents, read_gold
 from pipelines.reports import CalibrationReport, EvalReport, MergeReport, TrainReport, WeakLabelReport
 from pipelines.runtime import backbone_path, ensure_ray
-from pipelines.storage import check_writable, is_dir, is_uri, local_copy, resolve, save_model, write_parquet
+from pipelines.storage import (
+    check_writable,
+    is_dir,
+    is_uri,
+    local_copy,
+    read_text,
+    resolve,
+    save_model,
+    write_parquet,
+)
 from pipelines.train_worker import StepHook, TrainSpec
 from pipelines.trainer import train_model
 from pipelines.weak_label import weak_label
@@ -275,7 +285,10 @@ def check_rows(rows: ray.data.Dataset, rows_path: str, model_path: str) -> None:
     from gliner_core.training import check_training_rows
 
     sample = rows.limit(CHECKED_ROWS).take_all()
-    problems = check_training_rows(sample, GLiNERConfig.from_json_file(model_path)).problems()
+    with tempfile.TemporaryDirectory() as folder:  # only the model's settings, also from object storage
+        settings = Path(folder) / "gliner_config.json"
+        settings.write_text(read_text(f"{model_path.rstrip('/')}/gliner_config.json"), encoding="utf-8")
+        problems = check_training_rows(sample, GLiNERConfig.from_json_file(settings)).problems()
     if problems:
         where = f"the first {len(sample)} rows of {rows_path}" if len(sample) == CHECKED_ROWS else rows_path
         raise ValueError(f"not training on {where}: " + "; ".join(problems))

@@ -83,6 +83,19 @@ def is_file(path: str) -> bool:
     return fs.get_file_info(inner).type == pyarrow.fs.FileType.File
 
 
+def files_in(path: str, suffix: str) -> list[str]:
+    """The files directly in the folder `path` whose names end with `suffix`, sorted (local or URI)."""
+    if not is_uri(path):
+        return sorted(str(p) for p in Path(path).glob(f"*{suffix}") if p.is_file())
+    import pyarrow.fs
+
+    fs, inner = filesystem(path)
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(inner, recursive=False, allow_not_found=True))
+    scheme = path.split("://", 1)[0]
+    files = [i.path for i in infos if i.type == pyarrow.fs.FileType.File and i.path.endswith(suffix)]
+    return sorted(f"{scheme}://{name}" for name in files)
+
+
 def read_text(path: str) -> str:
     if not is_uri(path):
         return Path(path).read_text(encoding="utf-8")

@@ -276,6 +276,9 @@ def ray_cluster(tmp_path_factory, s3, mlflow_deployed) -> Iterator[RayCluster]:
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),  # the project, as a cluster image has it installed
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        # a fixed-size actor pool starts its work once all its actors are up (Ray Data's own knob): 24
+        # documents are labeled in a second, before the worker node's actor has loaded its model
+        "RAY_DATA_DEFAULT_WAIT_FOR_MIN_ACTORS_S": "300",
     }
     for key in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI"):
         node_env.pop(key, None)

@@ -118,7 +118,7 @@ def tasks_by_node(address: str, needle: str) -> dict[str, int]:
 
     nodes: dict[str, int] = {}
     for task in list_tasks(address=address, detail=True, limit=10000, raise_on_missing_output=False):
-        if needle in (task.name or "") and task.state == "FINISHED":
+        if needle in (task.name or "") and task.state == "FINISHED" and task.node_id:
             nodes[task.node_id] = nodes.get(task.node_id, 0) + 1
     return nodes
 

@@ -57,9 +57,16 @@ def test_gold_sets_map_labels_weight_rows_and_offer_negatives_from_other_sets(tm
     ]  # LOC dropped
     assert sorted(ada["labels"]) == ["musical artist", "person"]  # its own set's labels + one from the other
     assert rows == gold_training_rows(sources, negatives=1, seed=0)[0]  # seeded
+    at_uris = [
+        GoldSource(path=f"file://{news}", weight=2.0, label_map={"PER": "person", "LOC": ""}),
+        GoldSource(path=f"file://{folder}", weight=0.5, label_map={"musicalartist": "musical artist"}),
+    ]
+    assert gold_training_rows(at_uris, negatives=1, seed=0) == (rows, union)  # object storage reads alike
     with pytest.raises(FileNotFoundError, match="no \\*.jsonl"):
         (tmp_path / "empty").mkdir()
         gold_training_rows([GoldSource(path=str(tmp_path / "empty"))], negatives=0)
+    with pytest.raises(FileNotFoundError, match="gold rows not found"):
+        gold_training_rows([GoldSource(path=f"file://{tmp_path / 'missing.jsonl'}")], negatives=0)
     assert len(replay_sample(rows, 10, seed=0, iteration=1)) == 10  # cycles over a small set
     assert replay_sample(rows, 3, 0, 1) != replay_sample(rows, 3, 0, 2)  # a fresh draw per iteration
 
