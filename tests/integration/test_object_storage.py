@@ -45,14 +45,15 @@ def test_an_unwritable_bucket_fails_before_any_work(s3_env):
 
 
 def test_synth_cache_and_gold_rows_on_s3(s3_env):
-    cache = ResponseCache("s3://gliner-runs/synth-cache", run_id="run-1")
+    cache = ResponseCache("s3://gliner-runs/helpers/synth-cache", run_id="run-1")
     answer = Completion(text='{"entities": []}', prompt_tokens=5, completion_tokens=3, finish_reason="stop")
     assert cache.get("ab" * 32) is None
     cache.put("ab" * 32, answer)
     assert cache.get("ab" * 32) == answer
     assert cache.get("ab" * 32, before_this_run=True) is None  # written by this run
-    assert ResponseCache("s3://gliner-runs/synth-cache", run_id="run-2").get("ab" * 32, True) == answer
-    assert s3_env.keys("gliner-runs", "synth-cache/") == [f"synth-cache/ab/{'ab' * 32}.json"]
+    again = ResponseCache("s3://gliner-runs/helpers/synth-cache", run_id="run-2")
+    assert again.get("ab" * 32, True) == answer
+    assert s3_env.keys("gliner-runs", "helpers/synth-cache/") == [f"helpers/synth-cache/ab/{'ab' * 32}.json"]
 
     rows = [{"text": "Ada Lovelace lived in London.", "spans": [{"start": 0, "end": 12, "label": "person"}]}]
     s3_env.put("s3://gliner-runs/gold/dev.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
