@@ -59,6 +59,7 @@ def weak_label_worker(args: argparse.Namespace) -> None:
     from ray.cluster_utils import Cluster
 
     from pipelines.config import WeakLabelConfig
+    from pipelines.prompt_views import MAIN_VIEW
     from pipelines.read import read_documents
     from pipelines.storage import write_parquet
     from pipelines.weak_label import weak_label
@@ -77,7 +78,7 @@ def weak_label_worker(args: argparse.Namespace) -> None:
     labels = {label: label for label in ("person", "organisation", "location", "date")}
     started = time.perf_counter()
     documents = read_documents(f"{folder}/corpus.parquet")
-    write_parquet(weak_label(documents, model, labels, config), f"{folder}/out")
+    write_parquet(weak_label(documents, model, {MAIN_VIEW: labels}, config), f"{folder}/out")
     seconds = time.perf_counter() - started
     out = pq.read_table(f"{folder}/out")
     model_seconds = sum(out.column("label_seconds").to_pylist())

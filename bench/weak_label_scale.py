@@ -172,6 +172,7 @@ def worker(args: argparse.Namespace) -> None:
     import ray
 
     from pipelines.config import WeakLabelConfig
+    from pipelines.prompt_views import MAIN_VIEW
     from pipelines.read import read_documents
     from pipelines.storage import write_parquet
     from pipelines.weak_label import weak_label
@@ -191,7 +192,7 @@ def worker(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         documents = read_documents(args.corpus, args.format)
-        path = write_parquet(weak_label(documents, args.model_path, LABELS, config), out)
+        path = write_parquet(weak_label(documents, args.model_path, {MAIN_VIEW: LABELS}, config), out)
         seconds = time.perf_counter() - start
         # counted from the Parquet files directly (a Ray aggregation here would cost more than the stage)
         spans_column = pq.read_table(path, columns=["spans"]).column("spans")

@@ -10,6 +10,7 @@ spans after. Output: the document columns plus `spans`.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from functools import partial
 
 import pyarrow as pa
@@ -80,6 +81,11 @@ def weak_label(
     fallback_threshold: float = 0.5,
 ) -> ray.data.Dataset:
     """Documents -> documents with the spans of every GLiNER view and labeling function (lazy)."""
+    if not views or not all(isinstance(view, Mapping) for view in views.values()):
+        raise TypeError(
+            "views must map a view name to {label: prompt} (e.g. {'gliner': {'person': 'person'}}), "
+            f"got {views!r:.120}"
+        )
     threads = max(1, int(config.cpus_per_worker))
     rows_per_call = config.batch_size * 4
     # A Parquet or JSONL file arrives as one block, and a block goes to one actor and stays in its

@@ -59,3 +59,15 @@ def test_each_view_runs_through_gliner_and_reports_labels(minilm_path):
         spans = [entity_to_span(entity, origin) for entities in found for entity in entities]
         assert spans, origin
         assert {s["label"] for s in spans} <= set(view), origin  # labels come back, never prompt texts
+
+
+def test_the_stage_refuses_labels_given_where_views_belong():
+    """A bare {label: prompt} where views are expected failed inside every labeling actor, as a
+    `normalize_labels` error far from the cause (two benches did it); now the stage says so at once."""
+    from pipelines.config import WeakLabelConfig
+    from pipelines.weak_label import weak_label
+
+    with pytest.raises(TypeError, match="views must map a view name to"):
+        weak_label(None, "model", {"person": "person"}, WeakLabelConfig())  # type: ignore[arg-type, dict-item]
+    with pytest.raises(TypeError, match="views must map"):
+        weak_label(None, "model", {}, WeakLabelConfig())  # type: ignore[arg-type]
