@@ -279,8 +279,12 @@ def test_killed_and_restarted_against_a_real_head(ray_head, tmp_path, monkeypatc
             wait_for(lambda: len(ours()) >= len(submitted_before) + 2)
             wait_for(lambda: all(j.status.value in ("SUCCEEDED", "FAILED", "STOPPED") for j in ours()))
         finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(timeout=30)
+            second.send_signal(signal.SIGTERM)  # may land mid-poll: the poll finishes and records first
+            second.wait(timeout=60)
+    assert second.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert "stopped by SIGTERM" in (tmp_path / "second.log").read_text()
+    # a tick due as the last job ended may have gone out just before the stop: let it finish too
+    wait_for(lambda: all(j.status.value in ("SUCCEEDED", "FAILED", "STOPPED") for j in ours()))
 
     jobs = ours()
     recorded = [row["submission_id"] for row in StateStore(state).submissions()]
