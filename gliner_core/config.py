@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gliner_core.errors import CheckpointError
 
 CONFIG_FILE = "gliner_config.json"
+FIX = "save or download the checkpoint again"  # the advice of every damaged-config error
 REQUIRED_KEYS = ("model_name",)  # without it the encoder would silently default to deberta-v3-small
 
 # The official package's model types, by architecture. The official loader picks
@@ -147,7 +148,17 @@ class GLiNERConfig(BaseModel):
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
         try:
-            config = cls.model_validate(_read_settings(path))
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{path}: not UTF-8 text, so not a JSON config; {FIX}") from None
+        return cls.from_json_text(text, str(path))
+
+    @classmethod
+    def from_json_text(cls, text: str, path: str) -> GLiNERConfig:
+        """The settings in `text`, the contents of `path` (named in errors; a file in object storage
+        too); `CheckpointError` if they are damaged."""
+        try:
+            config = cls.model_validate(_parse_settings(text, path))
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
             raise CheckpointError(f"{path}: invalid settings: {problems}") from None
@@ -155,20 +166,16 @@ class GLiNERConfig(BaseModel):
         return config
 
 
-def _read_settings(path: Path) -> dict[str, Any]:
-    """The JSON object in `path`, or `CheckpointError` naming the file and what is wrong with it."""
-    fix = "save or download the checkpoint again"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CheckpointError(f"{path}: not UTF-8 text, so not a JSON config; {fix}") from None
+def _parse_settings(text: str, path: str) -> dict[str, Any]:
+    """The JSON object in `text` (read from `path`), or `CheckpointError` naming the file and what is
+    wrong with it."""
     if not text.strip():
-        raise CheckpointError(f"{path} is empty (an interrupted write or copy); {fix}")
+        raise CheckpointError(f"{path} is empty (an interrupted write or copy); {FIX}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise CheckpointError(
-            f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {fix}"
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); {FIX}"
         ) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object of settings, got a JSON {type(data).__name__}")

@@ -306,8 +306,8 @@ class Scheduler:
             if status in ACTIVE:
                 self.say(f"{reason}: deferred, {last} is still {status}")
                 return Decision("deferred", reason, last)
-        intent = {"key": key, "submission_id": self.jobs.submission_id(key), "reason": reason}
-        self.state.set("pending", json.dumps({**intent, "updates": updates}))  # written before submitting
+        intent = {"submission_id": self.jobs.submission_id(key), "reason": reason, "updates": updates}
+        self.state.set("pending", json.dumps(intent))  # written before submitting
         submission_id, existing = self.jobs.submit(key)
         self.state.record(submission_id, reason, existing, updates)
         action = "found" if existing else "submitted"

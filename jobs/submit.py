@@ -243,12 +243,20 @@ class ScheduledJobs:
 
     def __init__(self, client, spec_for: Callable[[str], JobSpec]):
         self.client, self.spec_for = client, spec_for
+        self._last: tuple[str, JobSpec] | None = None
+
+    def spec(self, key: str) -> JobSpec:
+        """The spec for `key`, built once per key in a row: the id written down before submitting is the
+        id submitted (and the config is read and hashed once)."""
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self.spec_for(key))
+        return self._last[1]
 
     def submission_id(self, key: str) -> str:
-        return self.spec_for(key).submission_id()
+        return self.spec(key).submission_id()
 
     def submit(self, key: str) -> tuple[str, bool]:
-        result = submit(self.client, self.spec_for(key))
+        result = submit(self.client, self.spec(key))
         return result.submission_id, result.existing
 
     def status(self, submission_id: str) -> str | None:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipelines.config import PipelineConfig
-from pipelines.storage import is_uri, redact_uri, resolve
+from pipelines.storage import is_uri, local_copy, redact_uri, resolve
 
 CHAMPION = "champion"
 CONFIG_FILE = "gliner_config.json"
@@ -155,8 +155,6 @@ def resolve_model(reference: str, config: PipelineConfig) -> ResolvedModel:
 
 def _from_uri(ref: Reference) -> ResolvedModel:
     """A checkpoint folder in object storage, downloaded once into the local cache and checked."""
-    from pipelines.storage import local_copy
-
     shown = redact_uri(ref.text)
     try:
         local = local_copy(ref.text)

@@ -48,14 +48,13 @@ def detect_format(path: str) -> str:
         return "parquet"
     if suffix in (".csv", ".tsv"):
         return "csv"
-    if not is_dir(path):
-        raise ValueError(f"cannot tell the format of {path}: give corpus_format (jsonl, parquet, csv, hf)")
-    if not is_uri(path) and (Path(path) / "dataset_info.json").exists():
-        return "hf"
-    if files_in(path, ".parquet"):
-        return "parquet"
-    if files_in(path, ".jsonl"):
-        return "jsonl"
+    if is_dir(path):
+        if not is_uri(path) and (Path(path) / "dataset_info.json").exists():
+            return "hf"
+        if files_in(path, ".parquet"):
+            return "parquet"
+        if files_in(path, ".jsonl"):
+            return "jsonl"
     raise ValueError(f"cannot tell the format of {path}: give corpus_format (jsonl, parquet, csv, hf)")
 
 

@@ -13,7 +13,6 @@ loop (`pipelines.self_training`) composes the same functions:
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -281,14 +280,13 @@ CHECKED_ROWS = 5000  # training rows looked at before training starts
 def check_rows(rows: ray.data.Dataset, rows_path: str, model_path: str) -> None:
     """Fail before training, with the cause, when the rows cannot teach the model anything: no positive
     span, most spans not on word boundaries, no row with a word (`gliner_core.check_training_rows`)."""
-    from gliner_core.config import GLiNERConfig
+    from gliner_core.config import CONFIG_FILE, GLiNERConfig
     from gliner_core.training import check_training_rows
 
     sample = rows.limit(CHECKED_ROWS).take_all()
-    with tempfile.TemporaryDirectory() as folder:  # only the model's settings, also from object storage
-        settings = Path(folder) / "gliner_config.json"
-        settings.write_text(read_text(f"{model_path.rstrip('/')}/gliner_config.json"), encoding="utf-8")
-        problems = check_training_rows(sample, GLiNERConfig.from_json_file(settings)).problems()
+    settings_path = f"{model_path.rstrip('/')}/{CONFIG_FILE}"  # local or in object storage
+    settings = GLiNERConfig.from_json_text(read_text(settings_path), settings_path)
+    problems = check_training_rows(sample, settings).problems()
     if problems:
         where = f"the first {len(sample)} rows of {rows_path}" if len(sample) == CHECKED_ROWS else rows_path
         raise ValueError(f"not training on {where}: " + "; ".join(problems))

@@ -94,7 +94,8 @@ def test_a_restart_neither_duplicates_nor_misses(tmp_path):
     assert len(cluster.submitted) == len(set(cluster.submitted)) == 2
 
 
-def test_killed_between_submitting_and_recording_finds_the_job(tmp_path):
+def killed_between_submitting_and_recording(tmp_path) -> tuple[FakeCluster, Clock]:
+    """A daily cron whose 03:00 job reached the cluster, the scheduler killed before recording it."""
     cluster, clock = FakeCluster(), Clock(T0)
     scheduler(tmp_path, cluster, clock, cron="0 3 * * *")
     clock.advance(hours=1)
@@ -102,6 +103,11 @@ def test_killed_between_submitting_and_recording_finds_the_job(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         scheduler(tmp_path, cluster, clock, cron="0 3 * * *").poll()
     cluster.crash_after_submit = False
+    return cluster, clock
+
+
+def test_killed_between_submitting_and_recording_finds_the_job(tmp_path):
+    cluster, clock = killed_between_submitting_and_recording(tmp_path)
     decision = scheduler(tmp_path, cluster, clock, cron="0 3 * * *").poll()
     assert decision.action == "found"  # same tick, same submission id: the job on the cluster
     assert cluster.submitted == ["job-cron:2026-11-25T03:00:00+00:00"]
@@ -111,13 +117,7 @@ def test_killed_between_submitting_and_recording_finds_the_job(tmp_path):
 def test_killed_between_submitting_and_recording_records_the_job_after_later_ticks(tmp_path):
     """Down over the next tick: the job submitted before the kill is recorded (its id was written down
     before submitting), then the new tick waits for it and goes; nothing unrecorded, nothing twice."""
-    cluster, clock = FakeCluster(), Clock(T0)
-    scheduler(tmp_path, cluster, clock, cron="0 3 * * *")
-    clock.advance(hours=1)
-    cluster.crash_after_submit = True
-    with pytest.raises(KeyboardInterrupt):
-        scheduler(tmp_path, cluster, clock, cron="0 3 * * *").poll()
-    cluster.crash_after_submit = False
+    cluster, clock = killed_between_submitting_and_recording(tmp_path)
     clock.advance(days=1)  # the 03:00 tick of the next day passed while it was down
     s = scheduler(tmp_path, cluster, clock, cron="0 3 * * *")
     assert s.poll().action == "found"
