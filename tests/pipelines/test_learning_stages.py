@@ -248,6 +248,7 @@ def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path, tiny_b
         )
 
     first, second = run(config("first")), run(config("second"))
+    assert "second" in second.tracking_uri  # its own registry: it starts from its own seed
     assert first.start_f1 == pytest.approx(second.start_f1, abs=0.005)
     assert [r.dev_f1 for r in first.iterations] == pytest.approx(
         [r.dev_f1 for r in second.iterations], abs=0.005

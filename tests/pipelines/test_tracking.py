@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipelines.tracking import flatten, tracking_uri, use_experiment
+from pipelines.tracking import flatten, own_tracking_env, tracking_uri, use_experiment
 
 
 def test_default_store_and_artifacts_live_under_the_storage_path(tmp_path, monkeypatch):
@@ -33,3 +33,16 @@ def test_env_uri_and_flattened_params(monkeypatch):
         "d": "x",
         "e": "{}",
     }
+
+
+def test_a_second_job_in_the_process_gets_its_own_default_store(tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri exports $MLFLOW_TRACKING_URI: a job puts it back as it found it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with own_tracking_env():
+        use_experiment("exp", tracking_uri(None, str(tmp_path / "first")), str(tmp_path / "first"))
+    assert tracking_uri(None, str(tmp_path / "second")) == f"sqlite:///{tmp_path / 'second' / 'mlflow.db'}"
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")  # the user's own setting stays
+    with own_tracking_env():
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    assert tracking_uri(None, "runs") == "http://tracking:5000"
