@@ -2,13 +2,17 @@
 
     nice -n 5 python bench/crossner_interpolation.py --variants all hard lf --domains politics music science
 
-For each phase-2 student `<work>/<D>/seed0/<variant>-s<k>/model` (bench/self_training_crossner.py) and each
-weight lam of `--grid`, the weights (1 - lam) x generalist + lam x student are scored the way the loop's
-interpolate stage scores them (`pipelines.interpolation.selection_score`: thresholds calibrated on dev
-half A, micro F1 on half A), then scored on half B with those thresholds. The loop would keep the lam
-with the best half-A score (ties: the larger), and promote it only over the calibrated generalist's own
-half-A score; the table reports half B of that choice, which chose nothing. Every (D, variant, k, lam)
-lands as one JSON line in `<work>/interpolation.jsonl` (re-runs skip what is there).
+For each phase-2 student `<work>/<D>/seed0/<variant>-s<k>/model` (bench/self_training_crossner.py) and
+each weight lam of `--grid`, the weights (1 - lam) x generalist + lam x student are scored the way the
+loop's interpolate stage scores them (`pipelines.interpolation.selection_score`: thresholds calibrated on
+dev half A, micro F1 on half A), then scored on half B with those thresholds. The loop keeps the lam with
+the best half-A score (ties: the larger) among those under which no watched label (at least
+`loop.guard_min_support` half-A spans) loses more than `loop.guard_max_drop` F1 against the calibrated
+generalist on half A — any lam when every one does — and promotes it only when its half-A score beats the
+generalist's and the guard holds (`pipelines.promotion`). The table reports half B of both choices (by
+micro F1 alone, as before 2026-12-02, and within the guard), which chose nothing. Every (D, variant, k,
+lam) lands as one JSON line in `<work>/interpolation.jsonl`, the generalist as variant "start", lam 0
+(re-runs skip what is there).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bench.crossner_data import prepare_domain  # noqa: E402
 from bench.self_training_crossner import DATA, seed_dir  # noqa: E402
 
 GRID = (0.25, 0.5, 0.75, 1.0)
+START = "start"  # the records of the calibrated generalist itself (lam = 0)
 
 
 def domain_config(files, k: int, work: Path):
@@ -49,21 +54,36 @@ def domain_config(files, k: int, work: Path):
     )
 
 
+def score_one(model, config, dev_a, dev_b) -> dict:
+    """Thresholds calibrated on half A; half-A F1 (micro and per label, with support) and half-B F1."""
+    from pipelines.evaluate import calibrate, evaluate_rows
+
+    result = calibrate(config, model, dev_a)
+    result.apply(model)
+    b = evaluate_rows(model, dev_b, config.prompts(), None, "B")
+    return {
+        "A": result.micro_f1_after,
+        "A_per_label": {label: [c.f1_after, c.support] for label, c in result.per_label.items()},
+        "B": b.micro_f1,
+        "B_per_label": {n[3:]: v for n, v in b.scores.to_dict().items() if n.startswith("f1/")},
+    }
+
+
 def score_grid(work: Path, domain: str, variant: str, k: int, grid, out: Path, done: set) -> None:
     from gliner_core import GLiNER
-    from pipelines.evaluate import calibrate, evaluate_rows
     from pipelines.interpolation import interpolate_state
     from pipelines.read import read_gold
 
     student = seed_dir(work, domain) / f"{variant}-s{k}" / "model"
-    if not (student / "gliner_config.json").exists():
+    if variant != START and not (student / "gliner_config.json").exists():
         print(f"[{domain} {variant}-s{k}] no checkpoint at {student}: skipped", flush=True)
         return
     files = prepare_domain(DATA, domain, work / domain / "data")
     config = domain_config(files, k, work)
     dev_a, dev_b = read_gold(str(files.dev_a)), read_gold(str(files.dev_b))
-    start = GLiNER.from_pretrained(seed_dir(work, domain) / "generalist" / "model").state_dict()
-    model = GLiNER.from_pretrained(student)
+    generalist = seed_dir(work, domain) / "generalist" / "model"
+    start = GLiNER.from_pretrained(generalist).state_dict()
+    model = GLiNER.from_pretrained(generalist if variant == START else student)
     model.eval()
     trained = {n: v.detach().clone() for n, v in model.state_dict().items()}
     for lam in grid:
@@ -71,22 +91,44 @@ def score_grid(work: Path, domain: str, variant: str, k: int, grid, out: Path, d
             continue
         started = time.perf_counter()
         model.load_state_dict(interpolate_state(start, trained, lam))
-        result = calibrate(config, model, dev_a)
-        result.apply(model)
-        b = evaluate_rows(model, dev_b, config.prompts(), None, "B")
-        record = {
-            "domain": domain,
-            "variant": variant,
-            "seed": k,
-            "lam": lam,
-            "A": result.micro_f1_after,
-            "B": b.micro_f1,
-            "B_per_label": {n[3:]: v for n, v in b.scores.to_dict().items() if n.startswith("f1/")},
-            "seconds": time.perf_counter() - started,
-        }
+        record = {"domain": domain, "variant": variant, "seed": k, "lam": lam}
+        record |= score_one(model, config, dev_a, dev_b)
+        record["seconds"] = time.perf_counter() - started
         with out.open("a") as f:
             f.write(json.dumps(record) + "\n")
         print(f"[{domain} {variant}-s{k}] lam {lam}: A {record['A']:.4f} B {record['B']:.4f}", flush=True)
+
+
+def guarded_choice(rows: list[dict], start: dict) -> tuple[dict, dict]:
+    """(best lam by half-A micro F1, best lam within the promotion guard against `start` on half A)."""
+    from pipelines.config import LoopConfig
+    from pipelines.promotion import guard_losses
+
+    loop = LoopConfig()
+    best = max(rows, key=lambda r: (r["A"], r["lam"]))
+    if "A_per_label" not in start:  # recorded before the guard-aware choice
+        return best, best
+    before = {label: tuple(v) for label, v in start["A_per_label"].items()}
+    allowed = [
+        r
+        for r in rows
+        if not guard_losses({lab: tuple(v) for lab, v in r["A_per_label"].items()}, before, loop)
+    ]
+    return best, max(allowed or rows, key=lambda r: (r["A"], r["lam"]))
+
+
+def promoted(row: dict, start: dict) -> bool:
+    """The loop's decision on half A: a gain over the calibrated generalist, and the guard holds."""
+    from pipelines.config import LoopConfig
+    from pipelines.promotion import guard_losses
+
+    if row["A"] <= start["A"]:
+        return False
+    if "A_per_label" not in start:
+        return True
+    before = {label: tuple(v) for label, v in start["A_per_label"].items()}
+    after = {label: tuple(v) for label, v in row["A_per_label"].items()}
+    return not guard_losses(after, before, LoopConfig())
 
 
 def start_scores(work: Path, domain: str) -> tuple[float, float]:
@@ -107,36 +149,45 @@ def table(work: Path, records: list[dict], domains, variants, seeds) -> str:
         return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f} (n={len(values)})"
 
     lines = [
-        "| domain | variant | calibrated generalist | student (lam = 1) | interpolated, lam chosen on A | "
-        "after the promotion check | lam chosen |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| domain | variant | calibrated generalist | student (lam = 1) | lam by micro F1 on A | "
+        "after the promotion check | lam within the guard on A | after the promotion check | "
+        "lam chosen (micro/guard) | promoted |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     means: dict[str, list[list[float]]] = {}
     for domain in domains:
-        seed_a, seed_b = start_scores(work, domain)
+        found = [r for r in records if (r["domain"], r["variant"]) == (domain, START)]
+        start = found[0] if found else dict(zip(("A", "B"), start_scores(work, domain), strict=True))
         for variant in variants:
-            one, chosen, kept, lams = [], [], [], []
+            cells: list[list[float]] = [[], [], [], [], []]  # student, micro, kept, guarded, kept
+            lams, promotions = [], 0
             for k in seeds:
                 rows = [r for r in records if (r["domain"], r["variant"], r["seed"]) == (domain, variant, k)]
                 if not rows:
                     continue
-                best = max(rows, key=lambda r: (r["A"], r["lam"]))
-                one += [r["B"] for r in rows if r["lam"] == 1.0]
-                chosen.append(best["B"])
-                kept.append(best["B"] if best["A"] > seed_a else seed_b)
-                lams.append(f"{best['lam']:g}")
+                best, within = guarded_choice(rows, start)
+                cells[0] += [r["B"] for r in rows if r["lam"] == 1.0]
+                cells[1].append(best["B"])
+                cells[2].append(best["B"] if best["A"] > start["A"] else start["B"])
+                cells[3].append(within["B"])
+                cells[4].append(within["B"] if promoted(within, start) else start["B"])
+                promotions += promoted(within, start)
+                lams.append(f"{best['lam']:g}/{within['lam']:g}")
             means.setdefault(variant, []).append(
-                [statistics.mean(v) if v else float("nan") for v in (one, chosen, kept)] + [seed_b]
+                [statistics.mean(v) if v else float("nan") for v in cells] + [start["B"]]
             )
             lines.append(
-                f"| {domain} | {variant} | {100 * seed_b:.1f} | {ms(one)} | {ms(chosen)} | {ms(kept)} | "
-                f"{', '.join(lams) or '-'} |"
+                f"| {domain} | {variant} | {100 * start['B']:.1f} | "
+                + " | ".join(ms(v) for v in cells)
+                + f" | {', '.join(lams) or '-'} | {promotions} of {len(lams)} |"
             )
-    for variant, rows in means.items():
-        cols = [statistics.mean(r[i] for r in rows) for i in range(4)]
+    for variant, table_rows in means.items():
+        cols = [statistics.mean(r[i] for r in table_rows) for i in range(6)]
+        base = cols[5]
         lines.append(
-            f"| **mean** | {variant} | {100 * cols[3]:.1f} | {100 * cols[0]:.1f} | {100 * cols[1]:.1f} "
-            f"({100 * (cols[1] - cols[3]):+.1f}) | {100 * cols[2]:.1f} ({100 * (cols[2] - cols[3]):+.1f}) | |"
+            f"| **mean** | {variant} | {100 * base:.1f} | "
+            + " | ".join(f"{100 * c:.1f} ({100 * (c - base):+.1f})" for c in cols[:5])
+            + " | | |"
         )
     return "\n".join(lines)
 
@@ -172,6 +223,8 @@ def main() -> None:
     records = read_records(out)
     if not args.report_only:
         done = {(r["domain"], r["variant"], r["seed"], r["lam"]) for r in records}
+        for domain in args.domains:  # the calibrated generalist, per label: what the guard compares with
+            score_grid(work, domain, START, 0, [0.0], out, done)
         for variant in args.variants:
             for domain in args.domains:
                 for k in args.seeds:

@@ -278,7 +278,8 @@ class LoopConfig(_Section):
     interpolation: list[float] = Field(
         default_factory=lambda: [0.25, 0.5, 0.75, 1.0],
         description="weights lam in (0, 1] of the trained model tried after each iteration's training: "
-        "(1 - lam) x start + lam x trained, the best on the calibration rows kept (WiSE-FT); [] = off",
+        "(1 - lam) x start + lam x trained, the best on the calibration rows kept among those within the "
+        "promotion guard (WiSE-FT); [] = off",
     )
     guard_min_support: int = Field(
         10, ge=1, description="promotion guard: labels with at least this many dev spans are watched"

@@ -11,6 +11,11 @@ each `lam` of `loop.interpolation` on the calibration rows (`eval.calibration_go
 set) — with per-label thresholds calibrated for it when `eval.calibrate` is on, the way the model
 will predict — and rewrites the trained checkpoint with the best one (ties: the larger `lam`).
 
+"Best" answers to the promotion guard (`pipelines.promotion`): a weight under which a watched label
+(at least `loop.guard_min_support` gold spans) scores more than `loop.guard_max_drop` F1 below the start
+model on the same rows is chosen only when every weight is. A larger step that buys micro F1 by
+forgetting a label would be refused at promotion anyway; a smaller one that keeps it may not be.
+
 The choice is made on gold rows, like the thresholds: report on rows it did not see.
 """
 
@@ -18,12 +23,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from gliner_core.gliner import GLiNER
 from pipelines.config import PipelineConfig
 from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
+from pipelines.promotion import describe_losses, guard_losses
 from pipelines.read import read_gold
 from pipelines.reports import InterpolationReport
 from pipelines.storage import local_copy, save_model
@@ -45,13 +52,25 @@ def interpolate_state(
     return mixed
 
 
-def selection_score(config: PipelineConfig, model: GLiNER, rows: Sequence[Mapping]) -> float:
-    """Micro F1 on `rows` as the model would predict after this iteration: with thresholds calibrated on
+@dataclass
+class Selection:
+    """A model's scores on the selection rows."""
+
+    micro_f1: float
+    per_label: dict[str, tuple[float, int]]  # label -> (F1, gold spans)
+
+
+def selection_score(config: PipelineConfig, model: GLiNER, rows: Sequence[Mapping]) -> Selection:
+    """Scores on `rows` as the model would predict after this iteration: with thresholds calibrated on
     them when `eval.calibrate` is on, else at the model's own (or the configured) threshold."""
     if config.eval.calibrate:
-        return calibrate(config, model, rows).micro_f1_after
+        result = calibrate(config, model, rows)
+        per_label = {label: (c.f1_after, c.support) for label, c in result.per_label.items()}
+        return Selection(result.micro_f1_after, per_label)
     threshold = model_threshold(model, config.eval.threshold)
-    return evaluate_rows(model, rows, config.prompts(), threshold, "selection").micro_f1
+    report = evaluate_rows(model, rows, config.prompts(), threshold, "selection")
+    per_label = {label: (s.f1, s.support) for label, s in report.scores.per_label.items()}
+    return Selection(report.micro_f1, per_label)
 
 
 def interpolate_model(
@@ -68,11 +87,19 @@ def interpolate_model(
     model = GLiNER.from_pretrained(local_copy(trained_model))
     model.eval()
     trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    model.load_state_dict(start)
+    before = selection_score(config, model, rows)
     scores: dict[float, float] = {}
+    guarded: dict[float, str] = {}  # lam -> the watched labels it loses, when it loses any
     for lam in grid:
         model.load_state_dict(interpolate_state(start, trained, lam))
-        scores[lam] = selection_score(config, model, rows)
-    chosen = max(grid, key=lambda lam: (scores[lam], lam))
+        selection = selection_score(config, model, rows)
+        scores[lam] = selection.micro_f1
+        lost = guard_losses(selection.per_label, before.per_label, config.loop)
+        if lost:
+            guarded[lam] = describe_losses(lost)
+    allowed = [lam for lam in grid if lam not in guarded] or grid
+    chosen = max(allowed, key=lambda lam: (scores[lam], lam))
     if chosen != 1.0:
         model.load_state_dict(interpolate_state(start, trained, chosen))
         save_model(model, trained_model)
@@ -82,4 +109,6 @@ def interpolate_model(
         rows=len(rows),
         calibrated=config.eval.calibrate,
         seconds=time.perf_counter() - started,
+        start_score=before.micro_f1,
+        guarded=guarded,
     )

@@ -7,10 +7,13 @@ than `loop.guard_max_drop` F1: a better average bought by forgetting a label is 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipelines.config import LoopConfig
 from pipelines.reports import EvalReport
+
+LabelScores = Mapping[str, tuple[float, int]]  # label -> (F1, gold spans it is scored on)
 
 
 @dataclass
@@ -19,14 +22,25 @@ class Decision:
     reason: str
 
 
-def label_drops(candidate: EvalReport, champion: EvalReport, min_support: int) -> dict[str, float]:
-    """Labels with at least `min_support` dev spans -> F1 lost against the champion (positive: a loss)."""
-    drops = {}
-    for label, before in champion.scores.per_label.items():
-        after = candidate.scores.per_label.get(label)
-        if before.support >= min_support and after is not None:
-            drops[label] = before.f1 - after.f1
-    return drops
+def guard_losses(candidate: LabelScores, champion: LabelScores, loop: LoopConfig) -> dict[str, float]:
+    """Watched labels (at least `loop.guard_min_support` gold spans) whose F1 falls by more than
+    `loop.guard_max_drop` from `champion` to `candidate` -> the F1 lost."""
+    lost = {}
+    for label, (before, support) in champion.items():
+        if support >= loop.guard_min_support and label in candidate:
+            drop = before - candidate[label][0]
+            if drop > loop.guard_max_drop:
+                lost[label] = drop
+    return lost
+
+
+def describe_losses(lost: Mapping[str, float]) -> str:
+    """'person -0.055, location -0.060', the worst first."""
+    return ", ".join(f"{label} -{drop:.3f}" for label, drop in sorted(lost.items(), key=lambda kv: -kv[1]))
+
+
+def label_scores(report: EvalReport) -> dict[str, tuple[float, int]]:
+    return {label: (s.f1, s.support) for label, s in report.scores.per_label.items()}
 
 
 def decide(candidate: EvalReport, champion: EvalReport, loop: LoopConfig) -> Decision:
@@ -35,15 +49,9 @@ def decide(candidate: EvalReport, champion: EvalReport, loop: LoopConfig) -> Dec
     if gain <= loop.min_improvement:
         margin = f" (needs more than +{loop.min_improvement})" if loop.min_improvement else ""
         return Decision(False, f"{scores}: no gain{margin}")
-    lost = {
-        label: drop
-        for label, drop in label_drops(candidate, champion, loop.guard_min_support).items()
-        if drop > loop.guard_max_drop
-    }
+    lost = guard_losses(label_scores(candidate), label_scores(champion), loop)
     if lost:
-        worst = ", ".join(
-            f"{label} -{drop:.3f}" for label, drop in sorted(lost.items(), key=lambda kv: -kv[1])
-        )
+        worst = describe_losses(lost)
         return Decision(
             False, f"{scores}, but F1 drops by more than {loop.guard_max_drop} on {worst} (promotion guard)"
         )

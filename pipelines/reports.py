@@ -183,18 +183,38 @@ class InterpolationReport:
     rows: int
     calibrated: bool  # scored with thresholds calibrated on the rows
     seconds: float
+    start_score: float = 0.0  # lam = 0, the start model, on the same rows
+    guarded: dict[float, str] = field(default_factory=dict)  # lam -> watched labels it loses beyond the guard
 
     def summary(self) -> str:
-        tried = ", ".join(f"{lam:g}: {f1:.4f}" for lam, f1 in self.scores.items())
+        def tried(lam: float, f1: float) -> str:
+            return f"{lam:g}: {f1:.4f}" + (f" (loses {self.guarded[lam]})" if lam in self.guarded else "")
+
+        listed = ", ".join(tried(lam, f1) for lam, f1 in self.scores.items())
         how = "calibrated " if self.calibrated else ""
-        return f"{how}micro F1 on {self.rows} rows by trained-model weight ({tried}): kept {self.chosen:g}"
+        kept = f"kept {self.chosen:g}"
+        if self.guarded and self.chosen not in self.guarded:
+            kept += " (the best within the promotion guard)"
+        elif self.chosen in self.guarded:
+            kept += " (every weight loses a watched label)"
+        weights = f"0: {self.start_score:.4f}, {listed}"
+        return f"{how}micro F1 on {self.rows} rows by trained-model weight ({weights}): {kept}"
 
     def tracked(self) -> Tracked:
         return Tracked(
             metrics={
                 "interpolation_weight": self.chosen,
                 "seconds_interpolate": self.seconds,
+                "interpolation_f1/0": self.start_score,
                 **{f"interpolation_f1/{lam:g}": f1 for lam, f1 in self.scores.items()},
+            },
+            json_artifacts={
+                "interpolation.json": {
+                    "start": self.start_score,
+                    "scores": {f"{lam:g}": f1 for lam, f1 in self.scores.items()},
+                    "loses_watched_labels": {f"{lam:g}": why for lam, why in self.guarded.items()},
+                    "chosen": self.chosen,
+                }
             },
         )
 

@@ -10,7 +10,7 @@ import torch
 from gliner_core import GLiNER
 from pipelines import interpolation
 from pipelines.config import LoopConfig, PipelineConfig
-from pipelines.interpolation import interpolate_model, interpolate_state
+from pipelines.interpolation import Selection, interpolate_model, interpolate_state
 
 
 def test_interpolated_weights_lie_between_the_two_models():
@@ -70,7 +70,7 @@ def test_the_best_weight_on_the_selection_rows_replaces_the_trained_model(
 
     def closeness_to_midpoint(config, model, rows):  # a score that peaks at lam = 0.5
         assert len(rows) == 2
-        return -float((model.state_dict()[name] - midpoint).abs().max())
+        return Selection(-float((model.state_dict()[name] - midpoint).abs().max()), {})
 
     monkeypatch.setattr(interpolation, "selection_score", closeness_to_midpoint)
     report = interpolate_model(config, start, trained, [0.25, 0.5, 1.0])
@@ -78,6 +78,56 @@ def test_the_best_weight_on_the_selection_rows_replaces_the_trained_model(
     saved = GLiNER.from_pretrained(trained).state_dict()
     assert torch.allclose(saved[name], midpoint)
     assert "kept 0.5" in report.summary() and report.tracked().metrics["interpolation_weight"] == 0.5
+
+
+def _scores_by_weight(start: str, trained: str, table: dict[float, Selection]):
+    """A selection score read from `table` by the weight the model's parameters sit at (0: the start)."""
+    start_w = GLiNER.from_pretrained(start).state_dict()
+    trained_w = GLiNER.from_pretrained(trained).state_dict()
+    name = next(n for n, v in trained_w.items() if v.is_floating_point() and not torch.equal(v, start_w[n]))
+
+    def score(config, model, rows):
+        for lam, selection in table.items():
+            if torch.allclose(model.state_dict()[name], torch.lerp(start_w[name], trained_w[name], lam)):
+                return selection
+        raise AssertionError("the model is at none of the weights tried")
+
+    return score
+
+
+def test_a_weight_that_loses_a_watched_label_is_passed_over_for_one_that_does_not(
+    tmp_path, tiny_backbone, monkeypatch
+):
+    start, trained = _two_models(tmp_path, tiny_backbone)
+    config = PipelineConfig.model_validate(
+        {
+            "data": {"dev_gold": _dev(tmp_path)},
+            "eval": {"calibrate": False},
+            "loop": {"guard_min_support": 10, "guard_max_drop": 0.05},
+        }
+    )
+    table = {
+        0.0: Selection(0.30, {"person": (0.40, 20), "date": (0.50, 3)}),
+        0.5: Selection(0.34, {"person": (0.37, 20), "date": (0.10, 3)}),  # date is not watched (3 spans)
+        1.0: Selection(0.38, {"person": (0.30, 20), "date": (0.60, 3)}),  # person -0.10: beyond the guard
+    }
+    monkeypatch.setattr(interpolation, "selection_score", _scores_by_weight(start, trained, table))
+    report = interpolate_model(config, start, trained, [0.5, 1.0])
+    assert report.chosen == 0.5 and report.start_score == 0.30
+    assert report.guarded == {1.0: "person -0.100"}
+    assert "1: 0.3800 (loses person -0.100)" in report.summary()
+    assert "kept 0.5 (the best within the promotion guard)" in report.summary()
+    artifact = report.tracked().json_artifacts["interpolation.json"]
+    assert artifact["loses_watched_labels"] == {"1": "person -0.100"} and artifact["start"] == 0.30
+
+    # when every weight loses a watched label, the best micro F1 is kept (the promotion check refuses it)
+    (tmp_path / "again").mkdir()
+    start, trained = _two_models(tmp_path / "again", tiny_backbone)  # the first call rewrote `trained`
+    table[0.5] = Selection(0.34, {"person": (0.20, 20)})
+    monkeypatch.setattr(interpolation, "selection_score", _scores_by_weight(start, trained, table))
+    report = interpolate_model(config, start, trained, [0.5, 1.0])
+    assert report.chosen == 1.0 and set(report.guarded) == {0.5, 1.0}
+    assert "kept 1 (every weight loses a watched label)" in report.summary()
 
 
 def test_real_scores_with_calibration_and_the_trained_model_left_alone_when_it_wins(tmp_path, tiny_backbone):
