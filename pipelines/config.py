@@ -84,6 +84,11 @@ class DataConfig(_Section):
         default_factory=dict, description="label -> other names (prompt views of the weak-label stage)"
     )
     max_documents: int | None = Field(None, ge=1, description="use only the first N corpus documents")
+    label_families: list[list[str]] = Field(
+        default_factory=list,
+        description="groups of related labels, e.g. [person, politician, writer]: a gold set that annotates "
+        "one label of a group is never offered another as a negative (its politicians are tagged person)",
+    )
 
     @field_validator("seed_gold", mode="before")
     @classmethod
@@ -94,6 +99,14 @@ class DataConfig(_Section):
         if isinstance(value, (str, dict)):
             value = [value]
         return [{"path": v} if isinstance(v, str) else v for v in value]
+
+    @field_validator("label_families")
+    @classmethod
+    def _families(cls, families: list[list[str]]) -> list[list[str]]:
+        small = [family for family in families if len(set(family)) < 2]
+        if small:
+            raise ValueError(f"a label family groups at least two labels, got {small}")
+        return families
 
     @field_validator("labels")
     @classmethod

@@ -48,18 +48,31 @@ def label_set(rows: Sequence[dict]) -> list[str]:
     return sorted({span["label"] for row in rows for span in row["spans"]})
 
 
+def negative_candidates(
+    own: Sequence[str], union: Sequence[str], families: Sequence[Sequence[str]] = ()
+) -> list[str]:
+    """Labels of the other sets a row of a set annotating `own` may be offered as negatives: not its own,
+    and none of a family it annotates a member of (a set that tags politicians *person* never tagged
+    *politician*, so an untagged politician there is no evidence against that label)."""
+    blocked = set(own)
+    for family in families:
+        if blocked & set(family):
+            blocked |= set(family)
+    return [label for label in union if label not in blocked]
+
+
 def gold_training_rows(
-    sources: Sequence[GoldSource], negatives: int, seed: int = 0
+    sources: Sequence[GoldSource], negatives: int, seed: int = 0, families: Sequence[Sequence[str]] = ()
 ) -> tuple[list[dict], list[str]]:
     """(training rows, the union of the sets' labels): every set's rows, `weight` copies each, offering
-    the set's labels plus up to `negatives` labels of the other sets."""
+    the set's labels plus up to `negatives` labels of the other sets (`negative_candidates`)."""
     rng = random.Random(f"{seed}:gold")
     read = [(source, read_source(source)) for source in sources]
     own = [label_set(rows) for _, rows in read]
     union = sorted({label for labels in own for label in labels})
     out: list[dict] = []
     for (source, rows), labels in zip(read, own, strict=True):
-        others = [label for label in union if label not in labels]
+        others = negative_candidates(labels, union, families)
         whole, part = int(source.weight), source.weight - int(source.weight)
         for i, row in enumerate(rows):
             copies = whole + (1 if rng.random() < part else 0)

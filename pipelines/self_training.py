@@ -101,7 +101,7 @@ class SelfTraining:
         self.gold_labels: list[str] = []  # their labels: negatives for rows without a label set
         if config.loop.replay and config.data.seed_gold:
             self.gold, self.gold_labels = gold_training_rows(
-                config.data.seed_gold, config.merge.negatives_per_row, config.seed
+                config.data.seed_gold, config.merge.negatives_per_row, config.seed, config.data.label_families
             )
 
     def say(self, message: str) -> None:

@@ -217,7 +217,9 @@ def label_corpus(
 def write_seed_rows(config: PipelineConfig, output: str) -> tuple[str, list[str]]:
     """The seed's gold rows (`data.seed_gold`, every set) as training-row Parquet under `output`;
     returns the path and the union of the sets' labels (the seed's negative-label pool)."""
-    rows, labels = gold_training_rows(config.data.seed_gold, config.merge.negatives_per_row, config.seed)
+    rows, labels = gold_training_rows(
+        config.data.seed_gold, config.merge.negatives_per_row, config.seed, config.data.label_families
+    )
     if not rows:
         raise ValueError(f"data.seed_gold holds no rows: {[s.path for s in config.data.seed_gold]}")
     return write_parquet(ray.data.from_items(rows), output), labels

@@ -12,7 +12,7 @@ import pytest
 
 from gliner_core.metrics import evaluate_spans
 from pipelines.config import GoldSource, LoopConfig, PipelineConfig
-from pipelines.gold import gold_training_rows, replay_sample
+from pipelines.gold import gold_training_rows, negative_candidates, replay_sample
 from pipelines.merge import TRAINING_SCHEMA, balance_batch, balance_rates
 from pipelines.promotion import decide
 from pipelines.reports import EvalReport
@@ -30,6 +30,30 @@ def gold_row(text: str, *spans: tuple[str, str]) -> dict:
         start = text.index(entity)
         found.append({"start": start, "end": start + len(entity), "label": label})
     return {"text": text, "spans": found}
+
+
+def test_a_gold_set_is_never_offered_a_negative_of_a_family_it_annotates(tmp_path):
+    """CoNLL tags politicians *person*: its rows may not be told that a politician is not a *politician*."""
+    news = write_jsonl(
+        tmp_path / "news.jsonl", [gold_row("Ada Obi won in Lagos.", ("Ada Obi", "person"))] * 30
+    )
+    politics = write_jsonl(
+        tmp_path / "politics.jsonl",
+        [gold_row("Senator Kim met the Greens.", ("Kim", "politician"), ("Greens", "party"))] * 30,
+    )
+    sources = [GoldSource(path=news), GoldSource(path=politics)]
+    rows, union = gold_training_rows(sources, negatives=2, seed=0)
+    offered = {label for r in rows if r["text"].startswith("Ada") for label in r["labels"]}
+    assert offered == {"person", "politician", "party"}  # without families: any other set's label
+    families = [["person", "politician"]]
+    rows, union = gold_training_rows(sources, negatives=2, seed=0, families=families)
+    assert union == ["party", "person", "politician"]
+    news_offered = {label for r in rows if r["text"].startswith("Ada") for label in r["labels"]}
+    politics_offered = {label for r in rows if r["text"].startswith("Senator") for label in r["labels"]}
+    assert news_offered == {"person", "party"} and politics_offered == {"politician", "party"}
+    assert negative_candidates(["party"], union, families) == ["person", "politician"]
+    with pytest.raises(ValueError, match="at least two labels"):
+        PipelineConfig.model_validate({"data": {"label_families": [["person"]]}})
 
 
 def test_gold_sets_map_labels_weight_rows_and_offer_negatives_from_other_sets(tmp_path):
