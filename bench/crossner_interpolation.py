@@ -168,7 +168,7 @@ def table(work: Path, records: list[dict], domains, variants, seeds) -> str:
                 best, within = guarded_choice(rows, start)
                 cells[0] += [r["B"] for r in rows if r["lam"] == 1.0]
                 cells[1].append(best["B"])
-                cells[2].append(best["B"] if best["A"] > start["A"] else start["B"])
+                cells[2].append(best["B"] if promoted(best, start) else start["B"])
                 cells[3].append(within["B"])
                 cells[4].append(within["B"] if promoted(within, start) else start["B"])
                 promotions += promoted(within, start)
