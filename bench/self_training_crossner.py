@@ -613,7 +613,11 @@ def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainF
         for k in args.st_seeds:  # seed-major: after the first k every domain and variant has one run
             for domain in args.domains:
                 for variant in args.st_variants:
-                    run_variant(work, domain, variant, k, files[domain], cache)
+                    try:
+                        run_variant(work, domain, variant, k, files[domain], cache)
+                    except (ValueError, RuntimeError) as error:  # the loop refused: no weak label to train on
+                        print(f"[{domain} {variant}-s{k}] not trained: {error}", flush=True)
+                        continue
                     paths.append(str(seed_dir(work, domain) / f"{variant}-s{k}" / "model"))
     table = phase2_tables(work, args.domains, args.st_variants, args.st_seeds, files)
     print(table)
