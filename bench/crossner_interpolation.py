@@ -99,36 +99,30 @@ def score_grid(work: Path, domain: str, variant: str, k: int, grid, out: Path, d
         print(f"[{domain} {variant}-s{k}] lam {lam}: A {record['A']:.4f} B {record['B']:.4f}", flush=True)
 
 
+def _labels(record: dict) -> dict[str, tuple[float, int]]:
+    """Half-A F1 and support per label (empty for records written before they were kept: no guard)."""
+    return {label: (f1, support) for label, (f1, support) in record.get("A_per_label", {}).items()}
+
+
 def guarded_choice(rows: list[dict], start: dict) -> tuple[dict, dict]:
-    """(best lam by half-A micro F1, best lam within the promotion guard against `start` on half A)."""
+    """(best lam by half-A micro F1, the loop's choice: best lam within the promotion guard against
+    `start` on half A; `pipelines.interpolation.choose_weight`)."""
     from pipelines.config import LoopConfig
+    from pipelines.interpolation import choose_weight
     from pipelines.promotion import guard_losses
 
-    loop = LoopConfig()
-    best = max(rows, key=lambda r: (r["A"], r["lam"]))
-    if "A_per_label" not in start:  # recorded before the guard-aware choice
-        return best, best
-    before = {label: tuple(v) for label, v in start["A_per_label"].items()}
-    allowed = [
-        r
-        for r in rows
-        if not guard_losses({lab: tuple(v) for lab, v in r["A_per_label"].items()}, before, loop)
-    ]
-    return best, max(allowed or rows, key=lambda r: (r["A"], r["lam"]))
+    by_lam = {r["lam"]: r for r in rows}
+    scores = {lam: r["A"] for lam, r in by_lam.items()}
+    guarded = [lam for lam, r in by_lam.items() if guard_losses(_labels(r), _labels(start), LoopConfig())]
+    return by_lam[choose_weight(scores, [])], by_lam[choose_weight(scores, guarded)]
 
 
 def promoted(row: dict, start: dict) -> bool:
-    """The loop's decision on half A: a gain over the calibrated generalist, and the guard holds."""
+    """The loop's decision on half A (`pipelines.promotion`) against the calibrated generalist."""
     from pipelines.config import LoopConfig
-    from pipelines.promotion import guard_losses
+    from pipelines.promotion import decide_on_scores
 
-    if row["A"] <= start["A"]:
-        return False
-    if "A_per_label" not in start:
-        return True
-    before = {label: tuple(v) for label, v in start["A_per_label"].items()}
-    after = {label: tuple(v) for label, v in row["A_per_label"].items()}
-    return not guard_losses(after, before, LoopConfig())
+    return decide_on_scores(row["A"], _labels(row), start["A"], _labels(start), LoopConfig()).promote
 
 
 def start_scores(work: Path, domain: str) -> tuple[float, float]:

@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pipelines.config import GoldSource
+from pipelines.config import GoldSource, PipelineConfig
 from pipelines.read import read_gold
 from pipelines.storage import files_in, is_dir, is_file, redact_uri
 
@@ -89,6 +89,13 @@ def gold_training_rows(
                     }
                 )
     return out, union
+
+
+def seed_training_rows(config: PipelineConfig) -> tuple[list[dict], list[str]]:
+    """`gold_training_rows` of the job's `data.seed_gold`, with its negatives, seed and label families."""
+    return gold_training_rows(
+        config.data.seed_gold, config.merge.negatives_per_row, config.seed, config.data.label_families
+    )
 
 
 def replay_sample(rows: Sequence[Mapping], n: int, seed: int, iteration: int) -> list[Mapping]:

@@ -22,7 +22,7 @@ The choice is made on gold rows, like the thresholds: report on rows it did not 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +30,7 @@ import torch
 from gliner_core.gliner import GLiNER
 from pipelines.config import PipelineConfig
 from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
-from pipelines.promotion import describe_losses, guard_losses
+from pipelines.promotion import describe_losses, guard_losses, label_scores
 from pipelines.read import read_gold
 from pipelines.reports import InterpolationReport
 from pipelines.storage import local_copy, save_model
@@ -69,8 +69,14 @@ def selection_score(config: PipelineConfig, model: GLiNER, rows: Sequence[Mappin
         return Selection(result.micro_f1_after, per_label)
     threshold = model_threshold(model, config.eval.threshold)
     report = evaluate_rows(model, rows, config.prompts(), threshold, "selection")
-    per_label = {label: (s.f1, s.support) for label, s in report.scores.per_label.items()}
-    return Selection(report.micro_f1, per_label)
+    return Selection(report.micro_f1, label_scores(report))
+
+
+def choose_weight(scores: Mapping[float, float], guarded: Collection[float]) -> float:
+    """The weight with the best score among those not `guarded` (all of them when every one is); ties go
+    to the larger weight."""
+    allowed = [lam for lam in scores if lam not in guarded] or list(scores)
+    return max(allowed, key=lambda lam: (scores[lam], lam))
 
 
 def interpolate_model(
@@ -98,8 +104,7 @@ def interpolate_model(
         lost = guard_losses(selection.per_label, before.per_label, config.loop)
         if lost:
             guarded[lam] = describe_losses(lost)
-    allowed = [lam for lam in grid if lam not in guarded] or grid
-    chosen = max(allowed, key=lambda lam: (scores[lam], lam))
+    chosen = choose_weight(scores, guarded)
     if chosen != 1.0:
         model.load_state_dict(interpolate_state(start, trained, chosen))
         save_model(model, trained_model)

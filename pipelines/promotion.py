@@ -40,16 +40,30 @@ def describe_losses(lost: Mapping[str, float]) -> str:
 
 
 def label_scores(report: EvalReport) -> dict[str, tuple[float, int]]:
+    """An evaluation's per-label F1 and gold spans, as the guard reads them."""
     return {label: (s.f1, s.support) for label, s in report.scores.per_label.items()}
 
 
 def decide(candidate: EvalReport, champion: EvalReport, loop: LoopConfig) -> Decision:
-    scores = f"dev micro F1 {candidate.micro_f1:.4f} vs the champion's {champion.micro_f1:.4f}"
-    gain = candidate.micro_f1 - champion.micro_f1
+    return decide_on_scores(
+        candidate.micro_f1, label_scores(candidate), champion.micro_f1, label_scores(champion), loop
+    )
+
+
+def decide_on_scores(
+    candidate_f1: float,
+    candidate_labels: LabelScores,
+    champion_f1: float,
+    champion_labels: LabelScores,
+    loop: LoopConfig,
+) -> Decision:
+    """`decide` on scores already computed (micro F1 and per-label F1 with support)."""
+    scores = f"dev micro F1 {candidate_f1:.4f} vs the champion's {champion_f1:.4f}"
+    gain = candidate_f1 - champion_f1
     if gain <= loop.min_improvement:
         margin = f" (needs more than +{loop.min_improvement})" if loop.min_improvement else ""
         return Decision(False, f"{scores}: no gain{margin}")
-    lost = guard_losses(label_scores(candidate), label_scores(champion), loop)
+    lost = guard_losses(candidate_labels, champion_labels, loop)
     if lost:
         worst = describe_losses(lost)
         return Decision(

@@ -26,7 +26,7 @@ from gliner_core.gliner import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, che
 from pipelines import stages
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
-from pipelines.gold import gold_training_rows
+from pipelines.gold import seed_training_rows
 from pipelines.interpolation import interpolate_model
 from pipelines.promotion import decide
 from pipelines.provenance import Provenance, job_provenance
@@ -100,9 +100,7 @@ class SelfTraining:
         self.gold: list[dict] = []  # seed gold rows replayed in each iteration (`loop.replay`)
         self.gold_labels: list[str] = []  # their labels: negatives for rows without a label set
         if config.loop.replay and config.data.seed_gold:
-            self.gold, self.gold_labels = gold_training_rows(
-                config.data.seed_gold, config.merge.negatives_per_row, config.seed, config.data.label_families
-            )
+            self.gold, self.gold_labels = seed_training_rows(config)
 
     def say(self, message: str) -> None:
         self.console.say(message)

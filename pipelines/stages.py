@@ -25,7 +25,7 @@ import ray.data
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, TrainConfig
 from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
-from pipelines.gold import gold_training_rows, replay_sample
+from pipelines.gold import replay_sample, seed_training_rows
 from pipelines.label_model import SourceConfig, fit_label_model
 from pipelines.merge import (
     TRAINING_SCHEMA,
@@ -217,9 +217,7 @@ def label_corpus(
 def write_seed_rows(config: PipelineConfig, output: str) -> tuple[str, list[str]]:
     """The seed's gold rows (`data.seed_gold`, every set) as training-row Parquet under `output`;
     returns the path and the union of the sets' labels (the seed's negative-label pool)."""
-    rows, labels = gold_training_rows(
-        config.data.seed_gold, config.merge.negatives_per_row, config.seed, config.data.label_families
-    )
+    rows, labels = seed_training_rows(config)
     if not rows:
         raise ValueError(f"data.seed_gold holds no rows: {[s.path for s in config.data.seed_gold]}")
     return write_parquet(ray.data.from_items(rows), output), labels

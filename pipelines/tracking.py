@@ -48,17 +48,23 @@ def tracking_uri(configured: str | None, storage_path: str) -> str:
 
 
 @contextlib.contextmanager
-def own_tracking_env():
-    """Leave $MLFLOW_TRACKING_URI as it was: `mlflow.set_tracking_uri` exports it, so without this a second
-    job in the same process (a notebook, a test) would resolve its default store to the first job's."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
+def restored_env(*names: str):
+    """The environment variables `names` put back as they were (set or unset) when the block ends."""
+    saved = {name: os.environ.get(name) for name in names}
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def own_tracking_env() -> contextlib.AbstractContextManager:
+    """Leave $MLFLOW_TRACKING_URI as it was: `mlflow.set_tracking_uri` exports it, so without this a second
+    job in the same process (a notebook, a test) would resolve its default store to the first job's."""
+    return restored_env("MLFLOW_TRACKING_URI")
 
 
 def use_experiment(name: str, uri: str, storage_path: str) -> None:
@@ -83,16 +89,9 @@ def use_experiment(name: str, uri: str, storage_path: str) -> None:
 def _one_attempt(timeout_s: int = 15):
     """MLflow's HTTP client with one attempt and a short timeout (its default retries for minutes)."""
     names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ.update({names[0]: "0", names[1]: str(timeout_s)})
-    try:
+    with restored_env(*names):
+        os.environ.update({names[0]: "0", names[1]: str(timeout_s)})
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def check_tracking(uri: str) -> None:

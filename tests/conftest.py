@@ -15,12 +15,10 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 def _mlflow_tracking_env_restored():
     """`mlflow.set_tracking_uri` exports $MLFLOW_TRACKING_URI: no test leaves it set for the next one
     (which would then resolve its default store to another test's)."""
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    yield
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
+    from pipelines.tracking import own_tracking_env
+
+    with own_tracking_env():
+        yield
 
 
 @pytest.fixture(scope="session")
