@@ -110,6 +110,7 @@ class TrainReport:
     seconds: float = 0.0
     rows: int = 0
     unsent_metrics: str | None = None  # JSONL of step metrics MLflow never received (see replay_metrics)
+    dev_threshold: float = 0.5  # the one threshold dev F1 is scored at while training (eval.threshold)
 
     @property
     def dev_f1(self) -> float | None:
@@ -117,7 +118,11 @@ class TrainReport:
         return None if value is None or value < 0 else float(value)
 
     def summary(self) -> str:
-        dev = f", best epoch's dev micro F1 {self.dev_f1:.4f}" if self.dev_f1 is not None else ""
+        dev = (
+            f", best epoch's dev micro F1 {self.dev_f1:.4f} at threshold {self.dev_threshold:g}"
+            if self.dev_f1 is not None
+            else ""
+        )
         return f"{self.rows} rows, {int(self.metrics.get('step', 0))} steps{dev}"
 
     def tracked(self) -> Tracked:

@@ -109,6 +109,7 @@ def train_model(
         seconds=time.perf_counter() - started,
         rows=spec.num_rows,
         unsent_metrics=unsent,
+        dev_threshold=spec.eval_threshold,
     )
 
 

@@ -82,3 +82,5 @@ def test_training_resumes_after_a_worker_is_killed(ray_local, base_model, tmp_pa
     model = GLiNER.from_pretrained(result.model_path)
     assert model.predict_entities("Maria Lindqvist joined Helix Biotech.", list(LABELS), threshold=0.0)
     assert "dev_micro_f1" in result.metrics
+    # the console line says which threshold that dev F1 is at (before any per-label calibration)
+    assert f"best epoch's dev micro F1 {result.dev_f1:.4f} at threshold 0.5" in result.summary()
