@@ -106,11 +106,11 @@ class TrainReport:
 
     model_path: str  # best epoch's model (gliner_core checkpoint directory)
     metrics: dict[str, float]  # that epoch's reported metrics
+    dev_threshold: float  # the one threshold dev F1 is scored at while training (eval.threshold)
     history: list[dict[str, Any]] = field(default_factory=list)  # every report, in order
     seconds: float = 0.0
     rows: int = 0
     unsent_metrics: str | None = None  # JSONL of step metrics MLflow never received (see replay_metrics)
-    dev_threshold: float = 0.5  # the one threshold dev F1 is scored at while training (eval.threshold)
 
     @property
     def dev_f1(self) -> float | None:

@@ -105,11 +105,11 @@ def train_model(
     return TrainReport(
         model_path=f"{output_dir.rstrip('/')}/{MODEL_DIR}",
         metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
+        dev_threshold=spec.eval_threshold,
         history=history,
         seconds=time.perf_counter() - started,
         rows=spec.num_rows,
         unsent_metrics=unsent,
-        dev_threshold=spec.eval_threshold,
     )
 
 
