@@ -485,7 +485,7 @@ def run_variant(work: Path, domain: str, variant: str, k: int, files: DomainFile
             1, start, start, None, stages.read_corpus(config), cache[(domain, features.calibrated)]
         )
     if result is None:
-        raise RuntimeError(f"{domain} {variant}-s{k}: the merge left no training rows")
+        raise stages.NothingToTrain(f"{domain} {variant}-s{k}: the merge left no training rows")
     model = out / "model"
     shutil.rmtree(model, ignore_errors=True)
     shutil.copytree(result.model_path, model)
@@ -604,6 +604,7 @@ def phase2_tables(
 
 def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainFiles]) -> None:
     from pipelines.runtime import ensure_ray
+    from pipelines.stages import NothingToTrain
 
     if not args.report_only:
         ensure_ray(None)
@@ -615,7 +616,7 @@ def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainF
                 for variant in args.st_variants:
                     try:
                         run_variant(work, domain, variant, k, files[domain], cache)
-                    except (ValueError, RuntimeError) as error:  # the loop refused: no weak label to train on
+                    except NothingToTrain as error:  # the loop refused: no weak label to train on
                         print(f"[{domain} {variant}-s{k}] not trained: {error}", flush=True)
                         continue
                     paths.append(str(seed_dir(work, domain) / f"{variant}-s{k}" / "model"))

@@ -55,6 +55,11 @@ from pipelines.trainer import train_model
 from pipelines.weak_label import weak_label
 
 
+class NothingToTrain(ValueError):
+    """The training rows cannot teach the model anything (none, or none with a usable span): the train
+    stage refuses before starting Ray Train."""
+
+
 def default_output(config: PipelineConfig, stage: str) -> str:
     """`<storage_path>/<name>-<stage>-<timestamp>`: a new folder per call, never an overwrite."""
     return f"{resolve(config.storage_path)}/{config.name}-{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -248,7 +253,7 @@ def train_on_rows(
     rows = ray.data.read_parquet(rows_path)
     n_rows = rows.count()
     if n_rows == 0:
-        raise ValueError(f"no training rows in {rows_path}")
+        raise NothingToTrain(f"no training rows in {rows_path}")
     start = start_model or new_model(config, f"{output}/base")
     check_rows(rows, rows_path, start)
     spec = TrainSpec(
@@ -289,7 +294,7 @@ def check_rows(rows: ray.data.Dataset, rows_path: str, model_path: str) -> None:
     problems = check_training_rows(sample, settings).problems()
     if problems:
         where = f"the first {len(sample)} rows of {rows_path}" if len(sample) == CHECKED_ROWS else rows_path
-        raise ValueError(f"not training on {where}: " + "; ".join(problems))
+        raise NothingToTrain(f"not training on {where}: " + "; ".join(problems))
 
 
 def evaluate_model(
