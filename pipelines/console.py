@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 PROGRESS_MARK = "@@gliner-progress@@"
+CLOSING_MARK = "@@gliner-console-closed@@"
 _PROGRESS = re.compile(re.escape(PROGRESS_MARK) + r" (\{.*\})")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -118,6 +119,7 @@ class Console:
         self.verbose = verbose
         self.log_file = log_file
         self.current: Stage | None = None
+        self.detached = False  # the capture has ended: captured lines go to the log file only
         self._lock = threading.Lock()
         try:
             self.terminal_is_tty = self.terminal.isatty()
@@ -170,6 +172,8 @@ class Console:
         progress = parse_progress(line)
         with self._lock:
             self._log(line)
+            if self.detached:
+                return
         if progress is not None:
             stage = self.current
             if stage is not None:
@@ -183,14 +187,20 @@ class Console:
             return
         if self.verbose:
             with self._lock:
-                self.terminal.write(line)
-                self.terminal.flush()
+                if not self.detached:
+                    self.terminal.write(line)
+                    self.terminal.flush()
 
     @classmethod
     @contextlib.contextmanager
     def capture(cls, log_path: str | None, verbose: bool = False) -> Iterator[Console]:
         """Redirect the process's stdout/stderr (file descriptors 1 and 2) for the duration: every
-        byte goes to `log_path`; the terminal keeps the console's own lines (all of it with `verbose`)."""
+        byte goes to `log_path`; the terminal keeps the console's own lines (all of it with `verbose`).
+
+        Child processes started meanwhile (a local Ray instance: raylet, workers) inherit the pipe and
+        may outlive the capture. Leaving does not wait for them: it waits until everything written
+        before it has been read, then the reader keeps draining the pipe into the log file alone
+        (never the terminal) until the last of them exits, so none of them ever blocks on a full pipe."""
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -203,11 +213,14 @@ class Console:
             log_file = open(log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
         console = cls(terminal, verbose, log_file)
         read_fd, write_fd = os.pipe()
-        reader = threading.Thread(target=_pump, args=(read_fd, console), name="console-capture", daemon=True)
+        mark = f"{CLOSING_MARK} {os.getpid()}-{id(console)}"
+        drained = threading.Event()
+        reader = threading.Thread(
+            target=_pump, args=(read_fd, console, mark, drained), name="console-capture", daemon=True
+        )
         reader.start()
         os.dup2(write_fd, 1)
         os.dup2(write_fd, 2)
-        os.close(write_fd)
         # Python-level writers too, in case sys.stdout/stderr do not write to fds 1/2 (pytest, notebooks)
         python_streams = sys.stdout, sys.stderr
         sys.stdout = open(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace", closefd=True)  # noqa: SIM115
@@ -219,28 +232,56 @@ class Console:
                 with contextlib.suppress(Exception):
                     stream.flush()  # not closed: a thread (Ray's log monitor) may still hold it
             sys.stdout, sys.stderr = python_streams
-            os.dup2(saved_out, 1)  # closes the pipe's last writers: the reader drains and ends
+            os.dup2(saved_out, 1)
             os.dup2(saved_err, 2)
             os.close(saved_out)
             os.close(saved_err)
-            reader.join(timeout=10)
+            os.write(write_fd, f"{mark}\n".encode())  # after every byte this process wrote in the capture
+            os.close(write_fd)
+            if not drained.wait(timeout=30):
+                log.warning("the job's console stopped reading its captured output before the end")
+            with console._lock:
+                console.detached = True  # from here the reader only writes the log file; it closes it
             terminal.close()
-            if log_file is not None:
-                log_file.close()
 
 
-def _pump(fd: int, console: Console) -> None:
-    """Read the captured streams line by line until every writer is gone."""
+def _pump(fd: int, console: Console, mark: str, drained: threading.Event) -> None:
+    """Read the captured streams line by line until every writer is gone: this process's, then those
+    of the children started during the capture. `mark` is the capture's end: `drained` is set there."""
     pending = b""
-    with os.fdopen(fd, "rb", buffering=0) as pipe:
-        while True:
-            chunk = pipe.read(65536)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = re.split(rb"(?<=\n)", pending) if b"\n" in pending else [pending]
-            for raw in lines:
-                if raw:
-                    console._captured_line(_ANSI.sub("", raw.decode("utf-8", errors="replace")))
-    if pending:
-        console._captured_line(_ANSI.sub("", pending.decode("utf-8", errors="replace")) + "\n")
+    try:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while True:
+                chunk = pipe.read(65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = re.split(rb"(?<=\n)", pending) if b"\n" in pending else [pending]
+                for raw in lines:
+                    if raw:
+                        _read_line(console, _text(raw), mark, drained)
+        if pending:
+            _read_line(console, _text(pending) + "\n", mark, drained)
+    finally:
+        drained.set()
+        with console._lock:
+            if console.log_file is not None:
+                console.log_file.close()
+                console.log_file = None
+
+
+def _text(raw: bytes) -> str:
+    return _ANSI.sub("", raw.decode("utf-8", errors="replace"))
+
+
+def _read_line(console: Console, line: str, mark: str, drained: threading.Event) -> None:
+    if mark in line:  # a partial line may precede the mark
+        before = line.split(mark, 1)[0]
+        if before:
+            console._captured_line(before + "\n")
+        with console._lock:
+            console.detached = True
+        drained.set()
+        return
+    with contextlib.suppress(Exception):  # the reader goes on draining, whatever showing one line does
+        console._captured_line(line)

@@ -53,3 +53,32 @@ def test_verbose_shows_everything_but_progress_lines(tmp_path):
     for shown in ("TrainingReport", "a warning on stderr", "a line from a child process", "✓ train"):
         assert shown in terminal and shown in log
     assert "@@gliner-progress@@" not in terminal
+
+
+OUTLIVING_CHILD = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    from pipelines.console import Console
+    started = time.monotonic()
+    with Console.capture(sys.argv[1]) as console:
+        late = "import time; time.sleep(3); print('late child line')"
+        child = subprocess.Popen([sys.executable, "-c", late])
+        console.say("stage line")
+    print(f"left the capture after {time.monotonic() - started:.1f} s")
+    child.wait()
+    time.sleep(0.5)  # the reader writes the child's last line to the log
+    """
+)
+
+
+def test_a_child_that_outlives_the_capture_neither_delays_it_nor_reaches_the_terminal(tmp_path):
+    """A local Ray started inside a job's capture keeps the pipe open after it: leaving must not wait
+    for Ray to exit, and what Ray's processes write later goes on into the log, never the terminal."""
+    log = tmp_path / "job.log"
+    script = [sys.executable, "-c", OUTLIVING_CHILD, str(log)]
+    out = subprocess.run(script, capture_output=True, text=True, timeout=60, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "stage line" and lines[1].startswith("left the capture after ")
+    assert float(lines[1].split()[-2]) < 2.0  # not the child's 3 s
+    assert "late child line" not in out.stdout + out.stderr
+    assert "late child line" in log.read_text()
