@@ -263,8 +263,10 @@ class ScheduledJobs:
         return job_status(self.client, submission_id)
 
 
-def follow_logs(client, submission_id: str, write: Callable[[str], Any] = sys.stdout.write) -> str:
-    """Stream the job's logs until it ends; returns its final status."""
+def follow_logs(client, submission_id: str, write: Callable[[str], Any] | None = None) -> str:
+    """Stream the job's logs until it ends (to `write`, by default this process's stdout as it is
+    when called); returns its final status."""
+    write = write or (lambda text: sys.stdout.write(text))
 
     async def tail() -> None:
         async for lines in client.tail_job_logs(submission_id):
