@@ -64,8 +64,8 @@ def project(tmp_path, fresh_model):
     import shutil
 
     root = tmp_path / "project"
-    for folder in ("runs/st-1/champion", "scratch/model", "models/small"):
-        shutil.copytree(fresh_model, root / folder)
+    for folder in ("runs/st-1/champion", "scratch/model", "models/small"):  # paths are checked, not loaded
+        shutil.copytree(fresh_model, root / folder, ignore=shutil.ignore_patterns("*.safetensors"))
     (root / ".gitignore").write_text("scratch/\n")
     (root / "rows").mkdir()
     (root / "job.yaml").write_text("storage_path: /shared/runs\n")
