@@ -119,7 +119,7 @@ class Console:
         self.verbose = verbose
         self.log_file = log_file
         self.current: Stage | None = None
-        self.detached = False  # the capture has ended: captured lines go to the log file only
+        self.detached = threading.Event()  # the capture has ended: captured lines go to the log file only
         self._lock = threading.Lock()
         try:
             self.terminal_is_tty = self.terminal.isatty()
@@ -172,7 +172,7 @@ class Console:
         progress = parse_progress(line)
         with self._lock:
             self._log(line)
-            if self.detached:
+            if self.detached.is_set():
                 return
         if progress is not None:
             stage = self.current
@@ -187,7 +187,7 @@ class Console:
             return
         if self.verbose:
             with self._lock:
-                if not self.detached:
+                if not self.detached.is_set():
                     self.terminal.write(line)
                     self.terminal.flush()
 
@@ -214,9 +214,8 @@ class Console:
         console = cls(terminal, verbose, log_file)
         read_fd, write_fd = os.pipe()
         mark = f"{CLOSING_MARK} {os.getpid()}-{id(console)}"
-        drained = threading.Event()
         reader = threading.Thread(
-            target=_pump, args=(read_fd, console, mark, drained), name="console-capture", daemon=True
+            target=_pump, args=(read_fd, console, mark), name="console-capture", daemon=True
         )
         reader.start()
         os.dup2(write_fd, 1)
@@ -238,16 +237,16 @@ class Console:
             os.close(saved_err)
             os.write(write_fd, f"{mark}\n".encode())  # after every byte this process wrote in the capture
             os.close(write_fd)
-            if not drained.wait(timeout=30):
+            if not console.detached.wait(timeout=30):  # the reader detaches at the mark
                 log.warning("the job's console stopped reading its captured output before the end")
             with console._lock:
-                console.detached = True  # from here the reader only writes the log file; it closes it
+                console.detached.set()  # from here the reader only writes the log file; it closes it
             terminal.close()
 
 
-def _pump(fd: int, console: Console, mark: str, drained: threading.Event) -> None:
+def _pump(fd: int, console: Console, mark: str) -> None:
     """Read the captured streams line by line until every writer is gone: this process's, then those
-    of the children started during the capture. `mark` is the capture's end: `drained` is set there."""
+    of the children started during the capture. `mark` is the capture's end: the console detaches there."""
     pending = b""
     try:
         with os.fdopen(fd, "rb", buffering=0) as pipe:
@@ -259,12 +258,12 @@ def _pump(fd: int, console: Console, mark: str, drained: threading.Event) -> Non
                 *lines, pending = re.split(rb"(?<=\n)", pending) if b"\n" in pending else [pending]
                 for raw in lines:
                     if raw:
-                        _read_line(console, _text(raw), mark, drained)
+                        _read_line(console, _text(raw), mark)
         if pending:
-            _read_line(console, _text(pending) + "\n", mark, drained)
+            _read_line(console, _text(pending) + "\n", mark)
     finally:
-        drained.set()
         with console._lock:
+            console.detached.set()
             if console.log_file is not None:
                 console.log_file.close()
                 console.log_file = None
@@ -274,14 +273,13 @@ def _text(raw: bytes) -> str:
     return _ANSI.sub("", raw.decode("utf-8", errors="replace"))
 
 
-def _read_line(console: Console, line: str, mark: str, drained: threading.Event) -> None:
+def _read_line(console: Console, line: str, mark: str) -> None:
     if mark in line:  # a partial line may precede the mark
         before = line.split(mark, 1)[0]
         if before:
             console._captured_line(before + "\n")
         with console._lock:
-            console.detached = True
-        drained.set()
+            console.detached.set()
         return
     with contextlib.suppress(Exception):  # the reader goes on draining, whatever showing one line does
         console._captured_line(line)
