@@ -4,12 +4,14 @@
 
 For each phase-2 student `<work>/<D>/seed0/<variant>-s<k>/model` (bench/self_training_crossner.py) and
 each weight lam of `--grid`, the weights (1 - lam) x generalist + lam x student are scored the way the
-loop's interpolate stage scores them (`pipelines.interpolation.selection_score`: thresholds calibrated on
+loop's interpolate stage scores them
+(`pipelines.selection.interpolation.selection_score`: thresholds calibrated on
 dev half A, micro F1 on half A), then scored on half B with those thresholds. The loop keeps the lam with
 the best half-A score (ties: the larger) among those under which no watched label (at least
 `loop.guard_min_support` half-A spans) loses more than `loop.guard_max_drop` F1 against the calibrated
 generalist on half A — any lam when every one does — and promotes it only when its half-A score beats the
-generalist's and the guard holds (`pipelines.promotion`). The table reports half B of both choices (by
+generalist's and the guard holds (`pipelines.selection.promotion`). The table reports half B of both
+choices (by
 micro F1 alone, as before 2026-12-02, and within the guard), which chose nothing. Every (D, variant, k,
 lam) lands as one JSON line in `<work>/interpolation.jsonl`, the generalist as variant "start", lam 0
 (re-runs skip what is there).
@@ -56,7 +58,7 @@ def domain_config(files, k: int, work: Path):
 
 def score_one(model, config, dev_a, dev_b) -> dict:
     """Thresholds calibrated on half A; half-A F1 (micro and per label, with support) and half-B F1."""
-    from pipelines.evaluate import calibrate, evaluate_rows
+    from pipelines.selection.evaluate import calibrate, evaluate_rows
 
     result = calibrate(config, model, dev_a)
     result.apply(model)
@@ -71,8 +73,8 @@ def score_one(model, config, dev_a, dev_b) -> dict:
 
 def score_grid(work: Path, domain: str, variant: str, k: int, grid, out: Path, done: set) -> None:
     from gliner_core import GLiNER
-    from pipelines.interpolation import interpolate_state
-    from pipelines.read import read_gold
+    from pipelines.data.read import read_gold
+    from pipelines.selection.interpolation import interpolate_state
 
     student = seed_dir(work, domain) / f"{variant}-s{k}" / "model"
     if variant != START and not (student / "gliner_config.json").exists():
@@ -106,10 +108,10 @@ def _labels(record: dict) -> dict[str, tuple[float, int]]:
 
 def guarded_choice(rows: list[dict], start: dict) -> tuple[dict, dict]:
     """(best lam by half-A micro F1, the loop's choice: best lam within the promotion guard against
-    `start` on half A; `pipelines.interpolation.choose_weight`)."""
+    `start` on half A; `pipelines.selection.interpolation.choose_weight`)."""
     from pipelines.config import LoopConfig
-    from pipelines.interpolation import choose_weight
-    from pipelines.promotion import guard_losses
+    from pipelines.selection.interpolation import choose_weight
+    from pipelines.selection.promotion import guard_losses
 
     by_lam = {r["lam"]: r for r in rows}
     scores = {lam: r["A"] for lam, r in by_lam.items()}
@@ -118,9 +120,9 @@ def guarded_choice(rows: list[dict], start: dict) -> tuple[dict, dict]:
 
 
 def promoted(row: dict, start: dict) -> bool:
-    """The loop's decision on half A (`pipelines.promotion`) against the calibrated generalist."""
+    """The loop's decision on half A (`pipelines.selection.promotion`) against the calibrated generalist."""
     from pipelines.config import LoopConfig
-    from pipelines.promotion import decide_on_scores
+    from pipelines.selection.promotion import decide_on_scores
 
     return decide_on_scores(row["A"], _labels(row), start["A"], _labels(start), LoopConfig()).promote
 

@@ -1,6 +1,6 @@
 """Phase 2 of the evidence protocol: the self-training variants, each a `PipelineConfig`.
 
-One iteration of the pipeline's loop (`pipelines.self_training.SelfTraining.iteration`) runs on D's
+One iteration of the pipeline's loop (`pipelines.loop.self_training.SelfTraining.iteration`) runs on D's
 untagged train text, from the generalist seed of D; a variant is a set of the loop's features
 (`Features`), each switched on through the config the pipeline already reads:
 

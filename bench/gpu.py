@@ -13,8 +13,8 @@ proves the script works; its numbers there mean nothing.
 - Texts: CrossNER sentences (train, all domains) when ../shared/data exists, else the sample corpus.
 - Prediction: `batch_predict_entities` (bf16 autocast on cuda), 5 labels, batch sizes `--batch-sizes`;
   words/s counts the words of the texts.
-- Training: the pipeline's step (`pipelines.train_worker.train_step`: batch building, bf16 autocast
-  forward, loss, backward, clipping, fused AdamW) on the pipeline's plan (`pipelines.batching`,
+- Training: the pipeline's step (`pipelines.training.train_worker.train_step`: batch building, bf16 autocast
+  forward, loss, backward, clipping, fused AdamW) on the pipeline's plan (`pipelines.training.batching`,
   bucket window 50) at each batch size; samples/s after `--warmup` steps.
 - MFU: encoder FLOPs only (the heads are small next to it): 2 x parameters x tokens per forward
   (prediction), 6 x parameters x tokens per training step (forward + backward), tokens = real
@@ -50,7 +50,7 @@ def texts_and_rows(n: int, seed: int) -> tuple[list[str], list[dict]]:
 
         rows = crossner_rows(n, 8, seed)
         return [r["text"] for r in rows], rows
-    from pipelines.read import read_gold
+    from pipelines.data.read import read_gold
 
     gold = read_gold(str(ROOT / "pipelines" / "sample" / "gold_seed.jsonl"))
     picked = [rng.choice(gold) for _ in range(n)]
@@ -113,9 +113,15 @@ def train(model, rows, batch_size: int, steps: int, warmup: int, device) -> dict
     import pyarrow as pa
     import torch
 
-    from pipelines.batching import epoch_plan
     from pipelines.config import TrainConfig
-    from pipelines.train_worker import TrainingRows, TrainSpec, WorkerState, linear_schedule, train_step
+    from pipelines.training.batching import epoch_plan
+    from pipelines.training.train_worker import (
+        TrainingRows,
+        TrainSpec,
+        WorkerState,
+        linear_schedule,
+        train_step,
+    )
 
     data = TrainingRows(pa.Table.from_pylist(rows))
     labels = sorted({label for row in rows for label in row["labels"]})

@@ -13,7 +13,8 @@ costs into an estimate for real nodes is in docs/benchmarks.md.
   `--docs` one-sentence CrossNER documents, MiniLM span model, 2 actors of 2 CPUs each, on a
   `ray.cluster_utils.Cluster` of one node with 6 logical CPUs, or of two nodes with 3 each (one actor
   per node, a CPU left on each for Ray Data's tasks). Each configuration in a fresh subprocess.
-- train: `pipelines.trainer.train_model` (Ray Train, local Ray with 2 CPUs) on `--rows` CrossNER rows,
+- train: `pipelines.training.trainer.train_model` (Ray Train, local Ray with 2 CPUs) on `--rows` CrossNER
+  rows,
   MiniLM, one epoch, global batch 8: one worker (batch 8, 2 torch threads) or two (batch 4, 1 thread
   each, DDP over gloo). samples/s counts training steps only (the worker's own clock); "fit s" is the
   whole `fit()`, so "fit s - steps s" is Ray Train's start-up (worker group, placement, data
@@ -59,10 +60,10 @@ def weak_label_worker(args: argparse.Namespace) -> None:
     from ray.cluster_utils import Cluster
 
     from pipelines.config import WeakLabelConfig
-    from pipelines.prompt_views import MAIN_VIEW
-    from pipelines.read import read_documents
-    from pipelines.storage import write_parquet
-    from pipelines.weak_label import weak_label
+    from pipelines.data.read import read_documents
+    from pipelines.data.storage import write_parquet
+    from pipelines.weak.prompt_views import MAIN_VIEW
+    from pipelines.weak.weak_label import weak_label
 
     folder = tempfile.mkdtemp()
     texts = bc.sample_sentences(args.docs, seed=0, split="train")
@@ -103,8 +104,8 @@ def train_worker(args: argparse.Namespace) -> None:
 
     from bench.train_throughput import crossner_rows
     from pipelines.config import TrainConfig
-    from pipelines.train_worker import TrainSpec
-    from pipelines.trainer import train_model
+    from pipelines.training.train_worker import TrainSpec
+    from pipelines.training.trainer import train_model
 
     world = int(args.workers)
     folder = tempfile.mkdtemp()

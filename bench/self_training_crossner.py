@@ -9,7 +9,7 @@ For each target CrossNER domain D and training seed k (docs/self_training.md, "P
   generalist   trained on every gold train split except D's (bench/crossner_data.py: CoNLL, the
                other CrossNER domains, MIT Movie/Restaurant, mixed by MIX), negative labels sampled
                from the union of their label sets, selected on CoNLL dev + the other domains' dev.
-Both use the pipeline's own trainer (`pipelines.trainer.train_model`, Ray Train) with the same number
+Both use the pipeline's own trainer (`pipelines.training.trainer.train_model`, Ray Train) with the same number
 of rows and epochs. Each checkpoint is evaluated on D's dev halves with D's labels: half B is
 reported, half A is for selection/calibration (and the threshold 0.3 / 0.2 diagnostic).
 Checkpoints: <work>/<D>/seed<k>/<variant>/model (printed at the end), with eval.json beside each.
@@ -82,8 +82,8 @@ def train_with_pipeline(
     import ray.data
 
     from pipelines.config import TrainConfig
-    from pipelines.train_worker import TrainSpec
-    from pipelines.trainer import train_model
+    from pipelines.training.train_worker import TrainSpec
+    from pipelines.training.trainer import train_model
 
     items = [
         {
@@ -227,7 +227,7 @@ def above(predictions: Sequence[Sequence[Mapping]], threshold: float) -> list[li
 def evaluate_model(model_path: Path, files: DomainFiles) -> dict:
     """Micro and per-label scores on halves A and B at 0.5, and on A at the diagnostic thresholds."""
     from gliner_core import GLiNER
-    from pipelines.evaluate import predict_gold, score
+    from pipelines.selection.evaluate import predict_gold, score
 
     model = GLiNER.from_pretrained(model_path)
     labels = {name: name for name in files.readable}
@@ -385,8 +385,8 @@ def scores(report) -> dict:
 def calibrated_start(work: Path, domain: str, config, dev_b: Path) -> str:
     """The generalist seed with per-label thresholds calibrated on dev half A (a copy; made once), and
     its scores on half B beside it (`eval.json`)."""
-    from pipelines import stages
-    from pipelines.read import read_gold
+    from pipelines.data.read import read_gold
+    from pipelines.loop import stages
 
     out = seed_dir(work, domain) / "generalist-calibrated"
     model = out / "model"
@@ -409,7 +409,7 @@ def weak_label_quality(rows_path: str, gold: Mapping[str, Sequence], labels: Seq
     with score >= 0.5 on the rows kept. A diagnostic only; nothing is chosen with it."""
     import pyarrow.parquet as pq
 
-    from pipelines.evaluate import score
+    from pipelines.selection.evaluate import score
 
     rows = [r for r in pq.read_table(rows_path).to_pylist() if not str(r["doc_id"]).startswith("gold:")]
     counts: dict[str, int] = {}
@@ -441,10 +441,10 @@ def run_variant(work: Path, domain: str, variant: str, k: int, files: DomainFile
 
     from bench.crossner_data import load_source
     from bench.crossner_variants import VARIANTS, variant_config
-    from pipelines import stages
-    from pipelines.read import read_gold
-    from pipelines.self_training import SelfTraining
-    from pipelines.tracking import use_experiment
+    from pipelines.data.read import read_gold
+    from pipelines.loop import stages
+    from pipelines.loop.self_training import SelfTraining
+    from pipelines.registry.tracking import use_experiment
 
     out = seed_dir(work, domain) / f"{variant}-s{k}"
     if (out / "eval.json").exists():
@@ -603,8 +603,8 @@ def phase2_tables(
 
 
 def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainFiles]) -> None:
+    from pipelines.loop.stages import NothingToTrain
     from pipelines.runtime import ensure_ray
-    from pipelines.stages import NothingToTrain
 
     if not args.report_only:
         ensure_ray(None)

@@ -1,13 +1,13 @@
 """Wall time per stage of one self-training job on the embedded default config.
 
-    python bench/self_training_stages.py            # pipelines.self_training.run(PipelineConfig())
+    python bench/self_training_stages.py            # pipelines.loop.self_training.run(PipelineConfig())
     python bench/self_training_stages.py --iterations 1
 
 Runs the same job as `python -m jobs self-train` (the embedded default: sample corpus, gold
 seed/dev sets, MiniLM, local Ray, MLflow on SQLite) in a temporary storage folder, and times
 each stage. The pipeline itself records `seconds_weak_label`, `seconds_merge` and
 `seconds_train` per iteration in MLflow; the other stages (read, evaluate, register, the seed
-model) are timed here by wrapping the functions `pipelines.self_training` calls, without
+model) are timed here by wrapping the functions `pipelines.loop.self_training` calls, without
 editing it. Nothing is changed in the pipeline's behaviour.
 """
 
@@ -54,8 +54,8 @@ def main() -> None:
     import ray
     import torch
 
-    from pipelines import self_training as st
     from pipelines.config import PipelineConfig
+    from pipelines.loop import self_training as st
 
     # stages the pipeline does not time itself (it times weak_label, merge and train per iteration)
     st.read_documents = timed("read", st.read_documents)

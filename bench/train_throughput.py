@@ -5,14 +5,14 @@
 
 Throughput: each (variant, repeat) runs in a fresh subprocess, interleaved A/B/A/B. A variant is
 `train.bucket_window` (0: plain shuffled batches, the behaviour before; 50: rows sorted by length
-within windows of 50 batches). One epoch of the pipeline's own plan (`pipelines.batching`) and step
-(`pipelines.train_worker.train_step`: batch building, forward, loss, backward, clipping, AdamW) on
+within windows of 50 batches). One epoch of the pipeline's own plan (`pipelines.training.batching`) and step
+(`pipelines.training.train_worker.train_step`: batch building, forward, loss, backward, clipping, AdamW) on
 a span model on all-MiniLM-L6-v2 (the default backbone and settings) over CrossNER training
 sentences of all domains, each row offering its gold labels plus negatives (8 labels). Padding ratio
 = padded / real tokens of the collated batches (prompt + words). "build %" is the share of step
 time spent turning rows into tensors (word splitting, tokenisation, targets).
 
-F1: `pipelines.trainer.train_model` (Ray Train, one worker) on CoNLL-2003 training sentences,
+F1: `pipelines.training.trainer.train_model` (Ray Train, one worker) on CoNLL-2003 training sentences,
 dev micro F1 on CoNLL-2003 dev sentences nobody tuned on, per seed and variant (best epoch).
 """
 
@@ -66,10 +66,16 @@ def throughput_worker(args: argparse.Namespace) -> None:
     import torch
 
     from gliner_core import GLiNER
-    from pipelines.batching import epoch_plan
     from pipelines.config import PipelineConfig, TrainConfig
     from pipelines.runtime import backbone_path
-    from pipelines.train_worker import TrainingRows, TrainSpec, WorkerState, linear_schedule, train_step
+    from pipelines.training.batching import epoch_plan
+    from pipelines.training.train_worker import (
+        TrainingRows,
+        TrainSpec,
+        WorkerState,
+        linear_schedule,
+        train_step,
+    )
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -126,8 +132,8 @@ def f1_worker(args: argparse.Namespace) -> None:
     from gliner_core.data import load_crossner
     from pipelines.config import PipelineConfig, TrainConfig
     from pipelines.runtime import backbone_path
-    from pipelines.train_worker import TrainSpec
-    from pipelines.trainer import train_model
+    from pipelines.training.train_worker import TrainSpec
+    from pipelines.training.trainer import train_model
 
     def as_rows(examples, start=0):
         return [

@@ -6,8 +6,8 @@
 
 The corpus is CrossNER sentences (train + dev, all domains) resampled with replacement into
 `--docs` documents of `--sentences` sentences each, written as Parquet shards of 10,000 rows (or
-`--format jsonl`). The stage is the pipeline's own: `pipelines.read.read_documents` ->
-`pipelines.weak_label.weak_label` -> `pipelines.storage.write_parquet`, run in a fresh
+`--format jsonl`). The stage is the pipeline's own: `pipelines.data.read.read_documents` ->
+`pipelines.weak.weak_label.weak_label` -> `pipelines.data.storage.write_parquet`, run in a fresh
 subprocess (with its own local Ray instance) per configuration, so memory numbers do not mix.
 
 - `minilm`: a span model on all-MiniLM-L6-v2 (hidden 384, random heads; the pipeline's default
@@ -172,10 +172,10 @@ def worker(args: argparse.Namespace) -> None:
     import ray
 
     from pipelines.config import WeakLabelConfig
-    from pipelines.prompt_views import MAIN_VIEW
-    from pipelines.read import read_documents
-    from pipelines.storage import write_parquet
-    from pipelines.weak_label import weak_label
+    from pipelines.data.read import read_documents
+    from pipelines.data.storage import write_parquet
+    from pipelines.weak.prompt_views import MAIN_VIEW
+    from pipelines.weak.weak_label import weak_label
 
     actors = args.actors[0]
     ray.init(num_cpus=ray_cpus(args, actors), logging_level=logging.WARNING, include_dashboard=False)

@@ -9,7 +9,7 @@ Every pipeline command takes the same options (`pipeline_command`): the YAML con
 default: the built-in local profile), `--set section.key=value` overrides, `--storage`,
 `--ray-address` and `--dry-run` (prints the resolved config). A `--model` is a folder, `champion`
 (the default: the registry's), `models:/NAME@ALIAS`, `models:/NAME/VERSION` or a hub id
-(pipelines/model_source.py). Usage mistakes get Click's usage message, other user mistakes one
+(pipelines/registry/model_source.py). Usage mistakes get Click's usage message, other user mistakes one
 `error: …` line, both exit code 2; heavy imports happen inside the commands so `--help` is fast.
 """
 
@@ -33,7 +33,7 @@ from jobs.settings import UserError, load_config
 
 if TYPE_CHECKING:
     from pipelines.config import PipelineConfig
-    from pipelines.model_source import ResolvedModel
+    from pipelines.registry.model_source import ResolvedModel
 
 app = typer.Typer(
     name="gliner-selftrain",
@@ -84,7 +84,7 @@ class PipelineOptions:
             {"storage_path": self.storage, "ray_address": self.ray_address, **fields},
         )
         if self.dry_run:
-            from pipelines.storage import redact_config
+            from pipelines.data.storage import redact_config
 
             say(json.dumps(redact_config(resolved.model_dump(mode="json")), indent=2))
         return resolved
@@ -170,8 +170,8 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help=f"the model: {MODEL
 
 
 def use_model(config: PipelineConfig, reference: str) -> ResolvedModel:
-    """The checked local checkpoint for a --model value (see pipelines/model_source.py)."""
-    from pipelines.model_source import ModelSourceError, resolve_model
+    """The checked local checkpoint for a --model value (see pipelines/registry/model_source.py)."""
+    from pipelines.registry.model_source import ModelSourceError, resolve_model
 
     try:
         return resolve_model(reference, config)
@@ -211,7 +211,7 @@ def self_train(
         check_synth_config(cfg.synth.config, cfg.data.labels)
     if options.dry_run:
         return
-    from pipelines.self_training import run
+    from pipelines.loop.self_training import run
 
     run(cfg, verbose=options.verbose)
 
@@ -229,8 +229,8 @@ def synth(
     check_synth_config(synth_config, cfg.data.labels)
     if options.dry_run:
         return
+    from pipelines.loop.stages import default_output, read_corpus, synthesize_corpus
     from pipelines.runtime import ensure_ray
-    from pipelines.stages import default_output, read_corpus, synthesize_corpus
 
     folder = output or default_output(cfg, "synth")
     with options.console(f"{folder}.log") as console, console.stage("synth") as line:
@@ -252,8 +252,8 @@ def label(
     if options.dry_run:
         return
     source = use_model(cfg, model)
+    from pipelines.loop.stages import default_output, label_corpus
     from pipelines.runtime import ensure_ray
-    from pipelines.stages import default_output, label_corpus
 
     say(f"model: {source.description}")
     folder = output or default_output(cfg, "label")
@@ -280,8 +280,8 @@ def train(
     if options.dry_run:
         return
     start = use_model(cfg, model).path if model is not None else None
+    from pipelines.loop.stages import default_output, train_on_rows
     from pipelines.runtime import ensure_ray
-    from pipelines.stages import default_output, train_on_rows
 
     settings = cfg.seed_train if seed else cfg.train
     folder = output or default_output(cfg, "train")
@@ -307,7 +307,7 @@ def evaluate(
     if options.dry_run:
         return
     source = use_model(cfg, model)
-    from pipelines.stages import evaluate_model
+    from pipelines.loop.stages import evaluate_model
 
     typer.echo(f"model: {source.description}", err=True)
     report = evaluate_model(cfg, source.path, gold)
@@ -411,7 +411,7 @@ def predict(
     gliner = load_gliner(source)
     typer.echo(f"model: {source.description}", err=True)
     if threshold is None:  # the checkpoint's calibrated per-label thresholds, else the registered one
-        from pipelines.evaluate import model_threshold
+        from pipelines.selection.evaluate import model_threshold
 
         fallback = source.threshold if source.threshold is not None else cfg.eval.threshold
         threshold = model_threshold(gliner, fallback)
@@ -467,7 +467,7 @@ def export(
 
     An int8 graph that loses more dev micro F1 than export.int8_max_f1_drop is refused (exit code 1).
     """
-    from pipelines.serving import FORMATS, QUANTIZATIONS
+    from pipelines.ops.serving import FORMATS, QUANTIZATIONS
 
     if format not in FORMATS:
         raise UserError(f"--format {format!r} is not supported: use {', '.join(FORMATS)}")
@@ -478,7 +478,7 @@ def export(
     cfg = options.resolve()
     if options.dry_run:
         return
-    from pipelines.serving import Int8Refused, NotLogged, default_folder, export_for_serving
+    from pipelines.ops.serving import Int8Refused, NotLogged, default_folder, export_for_serving
 
     if gold is not None and not Path(gold).is_file():
         raise UserError(f"gold file not found: {gold}")
@@ -508,7 +508,7 @@ def export(
 def parse_version_reference(reference: str, config: PipelineConfig) -> tuple[str, str]:
     """(registered model, version number or alias) of NAME@VERSION, NAME@ALIAS, @VERSION, @ALIAS,
     champion, a bare version number, models:/NAME/VERSION or models:/NAME@ALIAS."""
-    from pipelines.model_source import ModelSourceError, parse_reference
+    from pipelines.registry.model_source import ModelSourceError, parse_reference
 
     text = reference.strip()
     name = config.tracking.registered_model
@@ -551,10 +551,10 @@ def lineage(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from pipelines.model_source import ModelSourceError, registry_uri
-    from pipelines.storage import redact_uri
-    from pipelines.tracking import format_lineage
-    from pipelines.tracking import lineage as read_lineage
+    from pipelines.data.storage import redact_uri
+    from pipelines.registry.model_source import ModelSourceError, registry_uri
+    from pipelines.registry.tracking import format_lineage
+    from pipelines.registry.tracking import lineage as read_lineage
 
     try:
         uri = registry_uri(cfg)
@@ -731,7 +731,7 @@ def _calibrated(gliner) -> str:
 def _drift_monitor(
     model: Path | None, config: Path | None, labels: str | None, tracking_uri: str | None, state: Path
 ):
-    """The scheduler's drift check (`pipelines.drift.DriftMonitor`), or None without --drift-model."""
+    """The scheduler's drift check (`pipelines.ops.drift.DriftMonitor`), or None without --drift-model."""
     if model is None:
         if config or labels:
             raise UserError(
@@ -740,7 +740,7 @@ def _drift_monitor(
         return None
     import os
 
-    from pipelines.drift import DriftMonitor, load_drift_config
+    from pipelines.ops.drift import DriftMonitor, load_drift_config
 
     try:
         settings = load_drift_config(config)

@@ -1,4 +1,4 @@
-"""`gliner-selftrain review push|pull`: the review queue in Label Studio (see pipelines/review.py).
+"""`gliner-selftrain review push|pull`: the review queue in Label Studio (see pipelines/ops/review.py).
 
     review push --labels RUN/iter_01/weak_labels [--labels SYNTH_ROWS] [--rows RUN/iter_01/train_rows]
     review pull --output data/review_gold.jsonl
@@ -45,7 +45,7 @@ def review_settings(config: Path | None, overrides: list[str] | None, **flags: A
     from pydantic import ValidationError
 
     from jobs.settings import describe_validation_error
-    from pipelines.review import ReviewConfig
+    from pipelines.ops.review import ReviewConfig
 
     cfg = load_config(config, list(overrides or []))
     base = getattr(cfg, "review", None) or ReviewConfig()
@@ -115,7 +115,7 @@ def push_command(
     where the aggregated probability is uncertain, or where the model is unsure; within --budget, the
     flagged labels take turns. Documents already in the project or in review.gold are skipped.
     """
-    from pipelines import review
+    from pipelines.ops import review
 
     cfg, settings = review_settings(
         config,
@@ -161,7 +161,7 @@ def pull_command(
 ) -> None:
     """Fetch completed annotations as gold rows ({"doc_id", "text", "spans", "annotator", "annotated_at"}),
     merged into --output by doc_id (the latest annotation of a document wins)."""
-    from pipelines import review
+    from pipelines.ops import review
 
     cfg, settings = review_settings(
         config, overrides, **{"label_studio.url": url, "label_studio.project": project}

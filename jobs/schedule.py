@@ -4,7 +4,7 @@
     scheduler.poll()          # one decision: submit, defer, or nothing
     scheduler.run_forever()   # poll every N seconds until stopped
 
-With `drift=check` (e.g. `pipelines.drift.DriftMonitor`), new data in `watch` no longer submits by
+With `drift=check` (e.g. `pipelines.ops.drift.DriftMonitor`), new data in `watch` no longer submits by
 itself: the files added or rewritten since the last batch are handed to `check(files)`, which runs the
 champion on a sample and compares it with the champion's reference; only a drifted batch submits. Every
 check (figures, decision, reason) is kept in the state's `drift_checks` table, and a batch is checked

@@ -152,7 +152,7 @@ def check_paths(
 ) -> str | None:
     """The first path in the command `args` or the user's config `data` that the job cannot use, as
     one line naming it and the fixes; None when all can work. `config` is `data` validated."""
-    from pipelines.model_source import ModelSourceError, parse_reference
+    from pipelines.registry.model_source import ModelSourceError, parse_reference
 
     command = args[0]
     inputs: list[tuple[str, str, bool]] = []  # (what, value, is a model reference)

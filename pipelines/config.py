@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipelines.drift import DriftConfig
-from pipelines.label_model import LabelModelConfig
-from pipelines.labeling_functions import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
-from pipelines.prompt_views import PromptViewsConfig
+from pipelines.ops.drift import DriftConfig
+from pipelines.weak.label_model import LabelModelConfig
+from pipelines.weak.labeling_functions import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
+from pipelines.weak.prompt_views import PromptViewsConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PACKAGE_DIR / "sample"

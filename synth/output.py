@@ -1,6 +1,6 @@
 """Output folders: checked before any work, written atomically.
 
-The one implementation for every stage (`pipelines.storage` re-exports it: synth does not import
+The one implementation for every stage (`pipelines.data.storage` re-exports it: synth does not import
 pipelines, pipelines may import synth).
 """
 

@@ -15,7 +15,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 def _mlflow_tracking_env_restored():
     """`mlflow.set_tracking_uri` exports $MLFLOW_TRACKING_URI: no test leaves it set for the next one
     (which would then resolve its default store to another test's)."""
-    from pipelines.tracking import own_tracking_env
+    from pipelines.registry.tracking import own_tracking_env
 
     with own_tracking_env():
         yield

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.read import read_gold
-from pipelines.storage import check_writable, copy_tree, is_dir, is_file, local_copy, save_model, write_text
+from pipelines.data.read import read_gold
+from pipelines.data.storage import (
+    check_writable,
+    copy_tree,
+    is_dir,
+    is_file,
+    local_copy,
+    save_model,
+    write_text,
+)
 from synth.cache import ResponseCache
 from synth.engines.base import Completion
 
@@ -61,7 +69,7 @@ def test_synth_cache_and_gold_rows_on_s3(s3_env):
 
 
 def test_storage_on_s3_needs_an_mlflow_server(s3_env, monkeypatch):
-    from pipelines.tracking import tracking_uri
+    from pipelines.registry.tracking import tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     with pytest.raises(ValueError, match="set tracking.tracking_uri"):

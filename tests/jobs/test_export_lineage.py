@@ -57,9 +57,9 @@ def registered(tmp_path_factory, minilm_path) -> Registered:
     script = f"""
 import mlflow, pyarrow as pa, pyarrow.parquet as pq
 from pipelines.config import PipelineConfig
-from pipelines.provenance import job_provenance
+from pipelines.registry.provenance import job_provenance
 from pipelines.reports import MergeReport
-from pipelines.tracking import Registry, tracking_uri, use_experiment
+from pipelines.registry.tracking import Registry, tracking_uri, use_experiment
 from tests.pipelines.test_provenance import label_model_report
 config = PipelineConfig.model_validate({{
     "storage_path": {str(storage)!r}, "data": {{"labels": {LABELS!r}}},

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import PipelineConfig
-from pipelines.model_source import ModelSourceError, check_checkpoint, parse_reference, resolve_model
+from pipelines.registry.model_source import ModelSourceError, check_checkpoint, parse_reference, resolve_model
 from tests.jobs.conftest import REGISTERED_LABELS, REGISTERED_THRESHOLD, ROOT
 
 
@@ -175,7 +175,7 @@ def test_the_registered_pyfunc_has_a_typed_signature(registry):
     import mlflow
     import pandas as pd
 
-    from pipelines.tracking import Prediction
+    from pipelines.registry.tracking import Prediction
 
     uri = f"sqlite:///{registry.storage}/mlflow.db"
     previous = mlflow.get_tracking_uri()
@@ -208,7 +208,7 @@ def test_the_registered_pyfunc_has_a_typed_signature(registry):
 
 def test_importing_the_tracking_module_does_not_warn():
     done = subprocess.run(
-        [sys.executable, "-W", "always", "-c", "import pipelines.tracking"],
+        [sys.executable, "-W", "always", "-c", "import pipelines.registry.tracking"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

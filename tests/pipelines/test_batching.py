@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pipelines.batching import epoch_plan, padding_ratio, rank_rows
+from pipelines.training.batching import epoch_plan, padding_ratio, rank_rows
 
 
 def lengths(n: int, seed: int = 0) -> list[int]:

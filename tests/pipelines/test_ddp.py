@@ -23,9 +23,9 @@ from safetensors.torch import load_file
 
 from gliner_core import GLiNER
 from pipelines.config import TrainConfig
-from pipelines.read import read_gold
-from pipelines.train_worker import StepRecord, TrainSpec
-from pipelines.trainer import train_model
+from pipelines.data.read import read_gold
+from pipelines.training.train_worker import StepRecord, TrainSpec
+from pipelines.training.trainer import train_model
 
 SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
 LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}

@@ -15,7 +15,7 @@ import pytest
 
 from jobs.schedule import Scheduler, StateStore
 from jobs.settings import UserError
-from pipelines.drift import (
+from pipelines.ops.drift import (
     REFERENCE_FILE,
     DriftConfig,
     DriftReport,
@@ -117,13 +117,13 @@ def test_sample_texts_reads_every_format_and_is_seeded(tmp_path):
 
 
 def _all(path: Path) -> list[str]:
-    from pipelines.drift import iter_texts
+    from pipelines.ops.drift import iter_texts
 
     return list(iter_texts(path, "text"))
 
 
 def test_drift_settings_from_yaml(tmp_path):
-    from pipelines.drift import load_drift_config
+    from pipelines.ops.drift import load_drift_config
 
     assert load_drift_config(None) == DriftConfig()
     pipeline = tmp_path / "job.yaml"
@@ -320,7 +320,7 @@ def news_champion(tmp_path_factory, minilm_path) -> str:
 def test_the_scheduler_retrains_on_drift_and_not_on_more_of_the_same(news_champion, tmp_path):
     import mlflow
 
-    from pipelines.drift import DriftMonitor, write_reference
+    from pipelines.ops.drift import DriftMonitor, write_reference
 
     news = [json.loads(line)["text"] for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()]
     config = DriftConfig(sample_size=60)
@@ -360,7 +360,7 @@ def test_the_scheduler_retrains_on_drift_and_not_on_more_of_the_same(news_champi
 def test_a_champion_without_reference_gets_one_from_its_first_batch(news_champion, tmp_path):
     import shutil
 
-    from pipelines.drift import DriftMonitor
+    from pipelines.ops.drift import DriftMonitor
 
     model = tmp_path / "champion"
     shutil.copytree(news_champion, model, ignore=shutil.ignore_patterns(REFERENCE_FILE))

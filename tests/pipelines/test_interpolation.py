@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from gliner_core import GLiNER
-from pipelines import interpolation
 from pipelines.config import LoopConfig, PipelineConfig
-from pipelines.interpolation import Selection, interpolate_model, interpolate_state
+from pipelines.selection import interpolation
+from pipelines.selection.interpolation import Selection, interpolate_model, interpolate_state
 
 
 def test_interpolated_weights_lie_between_the_two_models():

@@ -12,15 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.label_model import (
+from pipelines.data.spans import SPANS_TYPE
+from pipelines.weak.label_model import (
     LabelModelConfig,
     SourceConfig,
     apply_label_model,
     dawid_skene,
     fit_label_model,
 )
-from pipelines.span_alignment import ABSTAIN, NONE, Aligner
-from pipelines.spans import SPANS_TYPE
+from pipelines.weak.span_alignment import ABSTAIN, NONE, Aligner
 from tests.pipelines.synthetic_sources import CLASSES, LABELS, SCOPES, make_corpus
 
 A, N = ABSTAIN, NONE
@@ -210,7 +210,7 @@ def test_apply_is_pure_and_per_document(synthetic):
 def test_lf_and_label_model_stages_on_ray_data(tmp_path, ray_local):
     import ray.data
 
-    from pipelines.labeling_functions import (
+    from pipelines.weak.labeling_functions import (
         GazetteerConfig,
         LabelingFunctionsConfig,
         RegexConfig,

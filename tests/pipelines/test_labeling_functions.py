@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from pipelines.labeling_functions import (
+from pipelines.data.read import DOCUMENT_SCHEMA
+from pipelines.data.spans import SPANS_TYPE
+from pipelines.weak.labeling_functions import (
     Gazetteer,
     GazetteerConfig,
     GazetteerError,
@@ -21,8 +23,6 @@ from pipelines.labeling_functions import (
     fold_case,
     read_gazetteer,
 )
-from pipelines.read import DOCUMENT_SCHEMA
-from pipelines.spans import SPANS_TYPE
 
 
 def gazetteer(tmp_path: Path, names: list[str], **options) -> Gazetteer:

@@ -12,11 +12,11 @@ import pytest
 
 from gliner_core.metrics import evaluate_spans
 from pipelines.config import GoldSource, LoopConfig, PipelineConfig
-from pipelines.gold import gold_training_rows, negative_candidates, replay_sample
-from pipelines.merge import TRAINING_SCHEMA, balance_batch, balance_rates
-from pipelines.promotion import decide
+from pipelines.data.gold import gold_training_rows, negative_candidates, replay_sample
+from pipelines.data.spans import SPANS_TYPE
 from pipelines.reports import EvalReport
-from pipelines.spans import SPANS_TYPE
+from pipelines.selection.promotion import decide
+from pipelines.weak.merge import TRAINING_SCHEMA, balance_batch, balance_rates
 
 
 def write_jsonl(path, rows) -> str:
@@ -193,7 +193,7 @@ def span(text: str, entity: str, label: str, origin: str, score: float = 0.9) ->
 
 @pytest.mark.integration
 def test_merge_stage_with_a_label_model_soft_targets_and_replay(ray_local, tmp_path):
-    from pipelines.stages import merge_training_rows
+    from pipelines.loop.stages import merge_training_rows
 
     docs = []
     for i in range(40):
@@ -251,7 +251,7 @@ def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path, tiny_b
     import torch
 
     from gliner_core import GLiNER
-    from pipelines.self_training import run
+    from pipelines.loop.self_training import run
 
     def config(name: str) -> PipelineConfig:
         return PipelineConfig.model_validate(
@@ -284,7 +284,7 @@ def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path, tiny_b
 
 def test_training_refuses_rows_that_teach_nothing(ray_local, tmp_path, minilm_path):
     from gliner_core import GLiNER
-    from pipelines.stages import train_on_rows
+    from pipelines.loop.stages import train_on_rows
 
     GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
     rows = [
@@ -302,7 +302,7 @@ def test_training_refuses_rows_that_teach_nothing(ray_local, tmp_path, minilm_pa
 
 def test_calibration_stage_stores_thresholds_the_evaluation_then_uses(tmp_path, minilm_path):
     from gliner_core import GLiNER
-    from pipelines.stages import calibrate_model, evaluate_model
+    from pipelines.loop.stages import calibrate_model, evaluate_model
 
     GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
     config = PipelineConfig.model_validate({"eval": {"calibrate": True, "calibration_min_support": 1}})
@@ -319,7 +319,7 @@ def test_the_loop_can_start_from_a_pretrained_model_on_the_hub(tmp_path, minilm_
     """`loop.start_from: OWNER/NAME` loads an official pretrained GLiNER through the Hugging Face cache
     (a cache built here, HF_HUB_OFFLINE=1: nothing downloads); an unknown id fails with the fix."""
     from gliner_core import GLiNER
-    from pipelines.self_training import SelfTraining
+    from pipelines.loop.self_training import SelfTraining
 
     repo = tmp_path / "hub" / "models--urchade--gliner_tiny-test"
     GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(repo / "snapshots" / "r1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.prompt_views import PromptViewsConfig, label_for_prompt, prompt_views, view_scopes
+from pipelines.weak.prompt_views import PromptViewsConfig, label_for_prompt, prompt_views, view_scopes
 
 LABELS = ["person", "organisation", "drug"]
 
@@ -49,7 +49,7 @@ def test_config_and_errors():
 
 def test_each_view_runs_through_gliner_and_reports_labels(minilm_path):
     from gliner_core import GLiNER
-    from pipelines.spans import entity_to_span
+    from pipelines.data.spans import entity_to_span
 
     model = GLiNER.from_backbone(minilm_path, max_len=48, hidden_size=64)  # random heads: any spans will do
     views = prompt_views(LABELS, {"drug": "a medicine"}, {"person": ["human"], "drug": ["medication"]})
@@ -65,7 +65,7 @@ def test_the_stage_refuses_labels_given_where_views_belong():
     """A bare {label: prompt} where views are expected failed inside every labeling actor, as a
     `normalize_labels` error far from the cause (two benches did it); now the stage says so at once."""
     from pipelines.config import WeakLabelConfig
-    from pipelines.weak_label import weak_label
+    from pipelines.weak.weak_label import weak_label
 
     with pytest.raises(TypeError, match="views must map a view name to"):
         weak_label(None, "model", {"person": "person"}, WeakLabelConfig())  # type: ignore[arg-type, dict-item]

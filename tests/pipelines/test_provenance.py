@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import PipelineConfig
-from pipelines.label_model import LabelModelReport, SourceLabelStats, SourceStats
-from pipelines.provenance import (
+from pipelines.registry.provenance import (
     NO_TEACHER,
     content_digest,
     git_commit,
@@ -18,6 +17,7 @@ from pipelines.provenance import (
     teacher_tags,
 )
 from pipelines.reports import MergeReport
+from pipelines.weak.label_model import LabelModelReport, SourceLabelStats, SourceStats
 
 
 def synth_file(tmp_path, instructions: str | None = None) -> str:

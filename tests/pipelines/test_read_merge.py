@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import MergeConfig
-from pipelines.merge import TRAINING_SCHEMA, label_statistics, merge, merge_spans, score_quantile
-from pipelines.read import read_documents, read_gold, text_id
-from pipelines.spans import SPANS_TYPE
+from pipelines.data.read import read_documents, read_gold, text_id
+from pipelines.data.spans import SPANS_TYPE
+from pipelines.weak.merge import TRAINING_SCHEMA, label_statistics, merge, merge_spans, score_quantile
 
 TEXTS = [
     "Ada Lovelace lived in London.",

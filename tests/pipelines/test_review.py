@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from jobs.review_cmd import review_app
 from jobs.settings import UserError
-from pipelines.review import (
+from pipelines.data.spans import SPANS_TYPE
+from pipelines.ops.review import (
     ReviewConfig,
     ReviewDocument,
     config_labels,
@@ -24,7 +25,6 @@ from pipelines.review import (
     region_span,
     select_for_review,
 )
-from pipelines.spans import SPANS_TYPE
 from tests import label_studio as ls
 from tests.label_studio import free_port
 
@@ -331,7 +331,7 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_push_annotate_pull_against_label_studio(label_studio, tmp_path, monkeypatch):
     from label_studio_sdk import LabelStudio
 
-    from pipelines import review
+    from pipelines.ops import review
 
     monkeypatch.setattr(review, "PAGE_SIZE", 2)  # pages through the task list
     weak, synth, rows = iteration_labels(tmp_path)

@@ -8,8 +8,8 @@ import json
 from types import ModuleType
 
 from pipelines.config import SAMPLE_DIR, PipelineConfig
-from pipelines.labeling_functions import apply_labeling_functions, read_gazetteer
-from pipelines.read import read_gold
+from pipelines.data.read import read_gold
+from pipelines.weak.labeling_functions import apply_labeling_functions, read_gazetteer
 
 
 def make_sample() -> ModuleType:

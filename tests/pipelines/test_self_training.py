@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from pipelines.config import PipelineConfig
-from pipelines.self_training import run
+from pipelines.loop.self_training import run
 from tests.synth.conftest import OpenAIStub
 
 

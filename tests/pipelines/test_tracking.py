@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipelines.tracking import flatten, own_tracking_env, tracking_uri, use_experiment
+from pipelines.registry.tracking import flatten, own_tracking_env, tracking_uri, use_experiment
 
 
 def test_default_store_and_artifacts_live_under_the_storage_path(tmp_path, monkeypatch):

@@ -17,11 +17,11 @@ import pytest
 import ray.data
 
 from pipelines.config import TrainConfig, WeakLabelConfig
-from pipelines.metrics_sink import replay_metrics
-from pipelines.read import read_gold
-from pipelines.train_worker import TrainSpec
-from pipelines.trainer import train_model
-from pipelines.weak_label import weak_label
+from pipelines.data.read import read_gold
+from pipelines.training.metrics_sink import replay_metrics
+from pipelines.training.train_worker import TrainSpec
+from pipelines.training.trainer import train_model
+from pipelines.weak.weak_label import weak_label
 
 
 def labeler_pids() -> list[int]:
@@ -160,7 +160,7 @@ def test_mlflow_outage_during_training_loses_no_metric(
         run_id=run_id,
         metrics_flush_timeout_s=2.0,
     )
-    with caplog.at_level(logging.ERROR, logger="pipelines.trainer"):
+    with caplog.at_level(logging.ERROR, logger="pipelines.training.trainer"):
         result = train_model(
             ray.data.from_items(data),
             spec,
@@ -214,7 +214,7 @@ def unwritable(tmp_path) -> Path:
 
 def test_self_training_refuses_an_unwritable_storage_path_before_any_work(unwritable, tmp_path):
     from pipelines.config import PipelineConfig
-    from pipelines.self_training import run
+    from pipelines.loop.self_training import run
 
     config = PipelineConfig.model_validate(
         {"storage_path": str(unwritable), "tracking": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db"}}
@@ -245,7 +245,7 @@ def no_space(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("module", ["pipelines.storage", "synth.output"])
+@pytest.mark.parametrize("module", ["pipelines.data.storage", "synth.output"])
 def test_full_disk_is_a_clear_error_before_work(module, tmp_path, monkeypatch):
     """The probe write hits ENOSPC: a clear "no space left" error naming the folder, no probe left."""
     target = importlib.import_module(module)
@@ -258,7 +258,8 @@ def test_full_disk_is_a_clear_error_before_work(module, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("module", "function"), [("pipelines.storage", "write_parquet"), ("synth.output", "write_parquet_atomic")]
+    ("module", "function"),
+    [("pipelines.data.storage", "write_parquet"), ("synth.output", "write_parquet_atomic")],
 )
 def test_disk_full_mid_write_leaves_no_partial_output(ray_local, module, function, tmp_path, monkeypatch):
     """The disk fills up after the first shard: a clear ENOSPC error, the earlier complete output

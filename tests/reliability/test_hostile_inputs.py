@@ -20,8 +20,8 @@ from gliner_core.gliner import clean_text
 from gliner_core.processing import normalize_labels
 from gliner_core.text import split_words
 from pipelines.config import WeakLabelConfig
-from pipelines.read import parse_jsonl, read_documents, read_report
-from pipelines.weak_label import weak_label
+from pipelines.data.read import parse_jsonl, read_documents, read_report
+from pipelines.weak.weak_label import weak_label
 from synth import GroundingConfig, NerTask, QaTask, RelationTask
 from synth.engines.base import Completion
 from synth.grounding import Grounder
@@ -141,7 +141,7 @@ def test_gliner_label_sets(model, case: LabelCase):
 )
 def test_self_training_refuses_special_token_labels_before_any_work(tmp_path, labels, descriptions):
     from pipelines.config import PipelineConfig
-    from pipelines.self_training import SelfTraining
+    from pipelines.loop.self_training import SelfTraining
 
     config = PipelineConfig.model_validate(
         {"storage_path": str(tmp_path), "data": {"labels": labels, "label_descriptions": descriptions}}
@@ -227,7 +227,7 @@ def test_merge_drops_spans_from_outside_that_do_not_fit_the_text(ray_local):
     """Synth rows from a file (not grounded by us): spans past the end, empty or reversed, negative,
     or with a label outside the set are dropped; the row and its good spans are kept."""
     from pipelines.config import MergeConfig
-    from pipelines.merge import merge
+    from pipelines.weak.merge import merge
 
     def span(start, end, label, origin):
         return {"start": start, "end": end, "label": label, "score": 0.9, "origin": origin}
@@ -267,7 +267,7 @@ def test_merge_drops_spans_from_outside_that_do_not_fit_the_text(ray_local):
 def test_sample_predictions_table_escapes_html_in_texts_and_labels():
     """The dev sample table is an MLflow artifact opened in a browser: markup in a text or a label is
     shown, never run."""
-    from pipelines.evaluate import sample_table_html
+    from pipelines.selection.evaluate import sample_table_html
 
     text = "<script>alert(1)</script> Ada <img src=x onerror=alert(2)>"
     gold = [{"text": text, "spans": [{"start": 26, "end": 29, "label": "<b>person</b>"}]}]

@@ -155,8 +155,8 @@ def test_secrets_never_reach_mlflow_or_the_logs(
     from mlflow.tracking import MlflowClient
 
     from pipelines.config import PipelineConfig
-    from pipelines.read import read_gold
-    from pipelines.self_training import run
+    from pipelines.data.read import read_gold
+    from pipelines.loop.self_training import run
 
     secrets = {name: f"planted-{name.lower()}-{uuid.uuid4().hex}" for name in SECRET_VARIABLES}
     for name, value in secrets.items():

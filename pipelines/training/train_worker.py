@@ -3,7 +3,7 @@
     train_loop({"spec": TrainSpec(...), "step_hook": None, "record_hook": None})   # what TorchTrainer runs
 
 Every worker holds the training rows (an Arrow table: `TrainingRows`) and follows the same
-deterministic plan per epoch (`pipelines.batching.epoch_plan`): global batches of
+deterministic plan per epoch (`pipelines.training.batching.epoch_plan`): global batches of
 `batch_size x world` rows, length-bucketed, rank r training on every world-th row of each. So the
 ranks agree on every step without talking: none can skip or add a step on its own (a rank whose part
 of the last batch is empty runs a zero-weight step on a filler row, so the gradient all-reduce always
@@ -41,9 +41,9 @@ import ray.train
 import ray.train.torch
 import torch
 
-from pipelines.batching import epoch_plan, rank_rows
 from pipelines.config import TrainConfig
 from pipelines.console import emit, progress_line
+from pipelines.training.batching import epoch_plan, rank_rows
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], fl
 def restore(spec: TrainSpec, total_steps: int) -> WorkerState:
     """The model and optimizer from the latest checkpoint of this run, else from `spec.start_model`."""
     from gliner_core import GLiNER
-    from pipelines.storage import local_copy
+    from pipelines.data.storage import local_copy
 
     saved = None
     checkpoint = ray.train.get_checkpoint()
@@ -274,7 +274,7 @@ def save_and_report(
     """Report metrics from every rank (a barrier); rank 0 adds dev scores and the checkpoint.
 
     A mid-epoch checkpoint carries `dev_micro_f1 = -1` (never the best; kept while it is the latest)."""
-    from pipelines.evaluate import evaluate
+    from pipelines.selection.evaluate import evaluate
 
     metrics = {**metrics, "epoch": state.epoch, "step": state.step, "resumed_from_step": state.resumed_from}
     if spec.dev and not end_of_epoch:
@@ -312,7 +312,7 @@ def save_and_report(
 def train_loop(loop_config: dict) -> None:
     """The function `TorchTrainer` runs on every worker:
     `{"spec": TrainSpec, "step_hook": hook or None, "record_hook": hook or None}`."""
-    from pipelines.metrics_sink import MetricsSink
+    from pipelines.training.metrics_sink import MetricsSink
 
     spec: TrainSpec = loop_config["spec"]
     step_hook: StepHook | None = loop_config.get("step_hook")

@@ -2,12 +2,12 @@
 
     report = train_model(rows, spec, run_name=..., storage_path=..., output_dir=...)
 
-The workers run `pipelines.train_worker.train_loop`; this module sizes the worker group, keeps the
+The workers run `pipelines.training.train_worker.train_loop`; this module sizes the worker group, keeps the
 best checkpoint by dev micro F1 (and the latest, for resuming), copies the best model to
 `output_dir` (a local folder or a URI) and returns a `TrainReport`.
 
 The training rows are not split by Ray Data: every worker reads all of them, in order, and takes its
-part of each global batch from the shared plan (`pipelines.batching`). Splitting with
+part of each global batch from the shared plan (`pipelines.training.batching`). Splitting with
 `streaming_split(equal=True)`, Ray Train's default, drops up to `world - 1` rows an epoch and gives
 no say over which rank sees which row; the plan covers every row once and keeps the ranks in step.
 """
@@ -23,10 +23,10 @@ import ray.data
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from pipelines.metrics_sink import file_exists
+from pipelines.data.storage import copy_tree, is_uri, redact_uri
 from pipelines.reports import TrainReport
-from pipelines.storage import copy_tree, is_uri, redact_uri
-from pipelines.train_worker import MODEL_DIR, RecordHook, StepHook, TrainSpec, train_loop
+from pipelines.training.metrics_sink import file_exists
+from pipelines.training.train_worker import MODEL_DIR, RecordHook, StepHook, TrainSpec, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def train_model(
         uri = redact_uri(spec.tracking_uri or "")
         log.error(
             "training finished, but MLflow (%s) did not receive every step metric: the rest are in %s; "
-            "send them with pipelines.metrics_sink.replay_metrics(%r, %r)",
+            "send them with pipelines.training.metrics_sink.replay_metrics(%r, %r)",
             uri,
             unsent,
             unsent,

@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from pipelines.storage import redact_uri
+from pipelines.data.storage import redact_uri
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,8 @@ class MetricsSink:
         )
         log.error(
             "MLflow unreachable at %s at the end of training (%s): %d metrics could not be sent and "
-            "are saved in %s; send them with pipelines.metrics_sink.replay_metrics(%r, tracking_uri)",
+            "are saved in %s; send them with "
+            "pipelines.training.metrics_sink.replay_metrics(%r, tracking_uri)",
             self.uri,
             self.last_error,
             len(left),

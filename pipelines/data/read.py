@@ -25,7 +25,7 @@ import pyarrow as pa
 import ray.data
 
 from gliner_core.gliner import clean_text
-from pipelines.storage import files_in, is_dir, is_uri
+from pipelines.data.storage import files_in, is_dir, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def read_report(path: str, text_field: str = "text") -> dict[str, int]:
 def read_gold(path: str) -> list[dict]:
     """Gold rows (`{"text", "spans": [{"start", "end", "label"}]}`) from JSONL, local or at a URI; small,
     read on the driver."""
-    from pipelines.storage import read_text
+    from pipelines.data.storage import read_text
 
     rows = []
     # split on "\n" only: a JSON string may hold U+2028, which str.splitlines() would cut at

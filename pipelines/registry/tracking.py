@@ -24,9 +24,9 @@ from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
-from pipelines.provenance import DatasetRecord, Provenance
+from pipelines.data.storage import is_uri, local_copy, redact_uri, resolve
+from pipelines.registry.provenance import DatasetRecord, Provenance
 from pipelines.reports import Tracked
-from pipelines.storage import is_uri, local_copy, redact_uri, resolve
 
 MAX_PARAM_LENGTH = 6000
 

@@ -1,9 +1,9 @@
 """Weak-labeling stage: GLiNER labels every document, as a Ray Data actor pool; then the labeling functions.
 
 Each actor loads the model once and then labels batches of documents, once per prompt view (label
-names, descriptions, synonyms: `pipelines.prompt_views`), each view a weak source of its own (the
+names, descriptions, synonyms: `pipelines.weak.prompt_views`), each view a weak source of its own (the
 spans' `origin` is the view's name, e.g. `gliner:names`); long documents are read in windows by
-`gliner_core` itself. Gazetteers and regular expressions (`pipelines.labeling_functions`) add their
+`gliner_core` itself. Gazetteers and regular expressions (`pipelines.weak.labeling_functions`) add their
 spans after. Output: the document columns plus `spans`.
 """
 
@@ -18,9 +18,9 @@ import ray.data
 
 from pipelines.config import WeakLabelConfig
 from pipelines.console import emit, progress_line
-from pipelines.evaluate import model_threshold
-from pipelines.labeling_functions import apply_labeling_functions
-from pipelines.spans import SPANS_TYPE, entity_to_span
+from pipelines.data.spans import SPANS_TYPE, entity_to_span
+from pipelines.selection.evaluate import model_threshold
+from pipelines.weak.labeling_functions import apply_labeling_functions
 
 
 class GLiNERLabeler:
@@ -37,7 +37,7 @@ class GLiNERLabeler:
         import torch
 
         from gliner_core import GLiNER
-        from pipelines.storage import local_copy
+        from pipelines.data.storage import local_copy
 
         if torch_threads:
             torch.set_num_threads(torch_threads)

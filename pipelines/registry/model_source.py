@@ -14,7 +14,7 @@ under `storage_path`, see `tracking.tracking_uri`). A registered model comes bac
 from a remote one it is downloaded once per version into `<storage_path>/models/`. A hub id is
 fetched through the Hugging Face cache (which `HF_HUB_OFFLINE=1` limits to what is already there).
 A folder at a URI (`s3://…`, any pyarrow filesystem) is downloaded once into the local cache
-(`pipelines.storage.local_copy`), so every node of a cluster reads it without a shared disk.
+(`pipelines.data.storage.local_copy`), so every node of a cluster reads it without a shared disk.
 
 Every failure is a `ModelSourceError` with one line that names the reference and says what to do.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from pipelines.config import PipelineConfig
-from pipelines.storage import is_uri, local_copy, redact_uri, resolve
+from pipelines.data.storage import is_uri, local_copy, redact_uri, resolve
 
 CHAMPION = "champion"
 CONFIG_FILE = "gliner_config.json"
@@ -180,7 +180,7 @@ def registry_uri(config: PipelineConfig) -> str:
     configured = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not configured and not is_uri(config.storage_path) and not Path(resolve(config.storage_path)).is_dir():
         raise ModelSourceError(f"no model registry yet (no {resolve(config.storage_path)}): {FIRST_RUN}")
-    from pipelines.tracking import tracking_uri
+    from pipelines.registry.tracking import tracking_uri
 
     uri = tracking_uri(configured, config.storage_path)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():

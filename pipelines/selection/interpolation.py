@@ -11,7 +11,7 @@ each `lam` of `loop.interpolation` on the calibration rows (`eval.calibration_go
 set) — with per-label thresholds calibrated for it when `eval.calibrate` is on, the way the model
 will predict — and rewrites the trained checkpoint with the best one (ties: the larger `lam`).
 
-"Best" answers to the promotion guard (`pipelines.promotion`): a weight under which a watched label
+"Best" answers to the promotion guard (`pipelines.selection.promotion`): a weight under which a watched label
 (at least `loop.guard_min_support` gold spans) scores more than `loop.guard_max_drop` F1 below the start
 model on the same rows is chosen only when every weight is. A larger step that buys micro F1 by
 forgetting a label would be refused at promotion anyway; a smaller one that keeps it may not be.
@@ -29,11 +29,11 @@ import torch
 
 from gliner_core.gliner import GLiNER
 from pipelines.config import PipelineConfig
-from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
-from pipelines.promotion import describe_losses, guard_losses, label_scores
-from pipelines.read import read_gold
+from pipelines.data.read import read_gold
+from pipelines.data.storage import local_copy, save_model
 from pipelines.reports import InterpolationReport
-from pipelines.storage import local_copy, save_model
+from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold
+from pipelines.selection.promotion import describe_losses, guard_losses, label_scores
 
 
 def interpolate_state(

@@ -1,4 +1,4 @@
-"""The self-training loop: the stages of `pipelines.stages`, composed and tracked in MLflow.
+"""The self-training loop: the stages of `pipelines.loop.stages`, composed and tracked in MLflow.
 
     start   the registry's champion, else a seed model trained on the gold seed rows
     k = 1…N weak-label the corpus with the current model → merge with LLM rows →
@@ -23,18 +23,14 @@ from pathlib import Path
 import mlflow
 
 from gliner_core.gliner import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, check_label_prompts
-from pipelines import stages
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
-from pipelines.gold import seed_training_rows
-from pipelines.interpolation import interpolate_model
-from pipelines.promotion import decide
-from pipelines.provenance import Provenance, job_provenance
-from pipelines.read import read_gold
-from pipelines.reports import EvalReport, MergeReport, SynthStageReport
-from pipelines.runtime import ensure_ray
-from pipelines.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
-from pipelines.tracking import (
+from pipelines.data.gold import seed_training_rows
+from pipelines.data.read import read_gold
+from pipelines.data.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
+from pipelines.loop import stages
+from pipelines.registry.provenance import Provenance, job_provenance
+from pipelines.registry.tracking import (
     Registry,
     check_tracking,
     flatten,
@@ -44,6 +40,10 @@ from pipelines.tracking import (
     tracking_uri,
     use_experiment,
 )
+from pipelines.reports import EvalReport, MergeReport, SynthStageReport
+from pipelines.runtime import ensure_ray
+from pipelines.selection.interpolation import interpolate_model
+from pipelines.selection.promotion import decide
 
 
 @dataclass
@@ -173,7 +173,7 @@ class SelfTraining:
         if start == "seed":
             with mlflow.start_run(run_name="seed", nested=True):
                 return self.seed_model(), None
-        from pipelines.model_source import ModelSourceError, resolve_model
+        from pipelines.registry.model_source import ModelSourceError, resolve_model
 
         try:  # a folder, models:/NAME@ALIAS or /VERSION, or a hub id (e.g. urchade/gliner_small-v2.1)
             found_model = resolve_model(start, self.config)

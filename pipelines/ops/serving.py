@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import PipelineConfig
-from pipelines.model_source import ResolvedModel, registry_uri
-from pipelines.storage import is_uri, resolve
+from pipelines.data.storage import is_uri, resolve
+from pipelines.registry.model_source import ResolvedModel, registry_uri
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
@@ -96,9 +96,9 @@ def export_for_serving(
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
-        from pipelines.model_source import first_line
-        from pipelines.storage import redact_uri
-        from pipelines.tracking import log_serving_export
+        from pipelines.data.storage import redact_uri
+        from pipelines.registry.model_source import first_line
+        from pipelines.registry.tracking import log_serving_export
 
         where = registry_uri(config)
         client = MlflowClient(tracking_uri=where, registry_uri=where)

@@ -426,7 +426,7 @@ def log_drift(report: DriftReport, tracking_uri: str, experiment: str, model: st
     """One MLflow run per check (`drift-check`): the figures as metrics, the decision and reason as tags."""
     import mlflow
 
-    from pipelines.tracking import use_experiment
+    from pipelines.registry.tracking import use_experiment
 
     # a SQLite store keeps its artifacts beside the database file, as the pipeline's runs do
     storage = (

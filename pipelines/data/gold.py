@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pipelines.config import GoldSource, PipelineConfig
-from pipelines.read import read_gold
-from pipelines.storage import files_in, is_dir, is_file, redact_uri
+from pipelines.data.read import read_gold
+from pipelines.data.storage import files_in, is_dir, is_file, redact_uri
 
 
 def source_files(path: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The loop's stages, each a function from files to files that returns a typed report.
 
 The command line runs them one by one (`synth`, `label`, `train`, `evaluate`); the self-training
-loop (`pipelines.self_training`) composes the same functions:
+loop (`pipelines.loop.self_training`) composes the same functions:
 
     read_corpus          corpus                 -> documents (lazy Ray Dataset)
     synthesize_corpus    documents              -> synth rows (Parquet)             SynthReport
@@ -24,23 +24,9 @@ import ray.data
 
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, TrainConfig
-from pipelines.evaluate import calibrate, evaluate_rows, model_threshold
-from pipelines.gold import replay_sample, seed_training_rows
-from pipelines.label_model import SourceConfig, fit_label_model
-from pipelines.merge import (
-    TRAINING_SCHEMA,
-    balance_batch,
-    balance_rates,
-    collect,
-    label_model_rows,
-    label_statistics,
-    merge,
-    score_quantile,
-)
-from pipelines.read import read_documents, read_gold
-from pipelines.reports import CalibrationReport, EvalReport, MergeReport, TrainReport, WeakLabelReport
-from pipelines.runtime import backbone_path, ensure_ray
-from pipelines.storage import (
+from pipelines.data.gold import replay_sample, seed_training_rows
+from pipelines.data.read import read_documents, read_gold
+from pipelines.data.storage import (
     check_writable,
     is_dir,
     is_uri,
@@ -50,9 +36,23 @@ from pipelines.storage import (
     save_model,
     write_parquet,
 )
-from pipelines.train_worker import StepHook, TrainSpec
-from pipelines.trainer import train_model
-from pipelines.weak_label import weak_label
+from pipelines.reports import CalibrationReport, EvalReport, MergeReport, TrainReport, WeakLabelReport
+from pipelines.runtime import backbone_path, ensure_ray
+from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold
+from pipelines.training.train_worker import StepHook, TrainSpec
+from pipelines.training.trainer import train_model
+from pipelines.weak.label_model import SourceConfig, fit_label_model
+from pipelines.weak.merge import (
+    TRAINING_SCHEMA,
+    balance_batch,
+    balance_rates,
+    collect,
+    label_model_rows,
+    label_statistics,
+    merge,
+    score_quantile,
+)
+from pipelines.weak.weak_label import weak_label
 
 
 class NothingToTrain(ValueError):
@@ -133,7 +133,7 @@ def weak_sources(config: PipelineConfig) -> dict[str, list[str]]:
     views = config.weak_label.views.views(config.prompts(), config.data.label_synonyms)
     scopes = {name: list(view) for name, view in views.items()}
     if config.weak_label.labeling_functions.enabled:
-        from pipelines.labeling_functions import LabelingFunctions
+        from pipelines.weak.labeling_functions import LabelingFunctions
 
         scopes.update(LabelingFunctions(config.weak_label.labeling_functions).scopes)
     return scopes

@@ -1,7 +1,7 @@
 """Labeling functions declared in config: gazetteers and regular expressions -> spans per document.
 
 Each labeling function (LF) is one weak source: its spans carry `origin` = `lf:gazetteer:<name>` or
-`lf:regex:<name>` and the LF's configured `score`, so the label model (`pipelines.label_model`) can learn
+`lf:regex:<name>` and the LF's configured `score`, so the label model (`pipelines.weak.label_model`) can learn
 how far to trust it.
 
 Gazetteer  names per label from a file; matched with an Aho-Corasick automaton (`pyahocorasick`), so
@@ -37,7 +37,7 @@ import ahocorasick
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipelines.spans import SPANS_TYPE
+from pipelines.data.spans import SPANS_TYPE
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
     provenance = job_provenance(config)                       # once per job
     record = provenance.for_model(train_rows, merged_report)  # per registered version
-    # pipelines.tracking.log_provenance(...) sends it: dataset inputs on the registering run,
+    # pipelines.registry.tracking.log_provenance(...) sends it: dataset inputs on the registering run,
     # tags on the model version
 
 Datasets carry a digest of their content: a local file or folder is hashed file by file (names and
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
-from pipelines.storage import filesystem, is_uri, resolve
+from pipelines.data.storage import filesystem, is_uri, resolve
 
 if TYPE_CHECKING:
     from pipelines.reports import MergeReport

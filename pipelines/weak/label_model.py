@@ -3,7 +3,7 @@
 Input   documents with a `spans` column holding every source's spans (`origin` = the source's name:
         `gliner:names`, `llm`, `lf:gazetteer:countries`, ...) and, optionally, `covered_by:
         list<string>` naming the sources that ran on the document (absent or null: all of them).
-        `pipelines.span_alignment` turns them into candidates and votes (label / none / abstain).
+        `pipelines.weak.span_alignment` turns them into candidates and votes (label / none / abstain).
 Methods majority_vote  P(class) = weighted share of the non-abstaining votes (`sources.<name>.weight`).
         dawid_skene    EM over per-source confusion matrices P(vote | true class) with classes
                        `none` + labels, learned without gold (the algorithm of
@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.span_alignment import ABSTAIN, Aligner, Alignment
-from pipelines.spans import SPANS_TYPE
+from pipelines.data.spans import SPANS_TYPE
+from pipelines.weak.span_alignment import ABSTAIN, Aligner, Alignment
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Resolve   either the union policy (`merge.label_model: null`):
                         (union: best score wins; llm_first / gliner_first: that source wins;
                         agreement_only: only agreed spans survive);
             filter      spans under `min_score` are dropped;
-          or the label model (`pipelines.label_model`, fitted on the collected rows by the stage),
+          or the label model (`pipelines.weak.label_model`, fitted on the collected rows by the stage),
           whose P(label) per candidate span is the span's score (soft targets keep them all; hard
           targets keep P >= `min_score` without overlaps).
 Offer     a training row offers the row's own labels plus `negatives_per_row` labels sampled from the
@@ -35,9 +35,9 @@ import pyarrow as pa
 import ray.data
 
 from pipelines.config import MergeConfig
-from pipelines.label_model import LabelModel, apply_label_model
-from pipelines.read import text_id
-from pipelines.spans import SPANS_TYPE
+from pipelines.data.read import text_id
+from pipelines.data.spans import SPANS_TYPE
+from pipelines.weak.label_model import LabelModel, apply_label_model
 
 log = logging.getLogger(__name__)
 

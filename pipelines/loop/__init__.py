@@ -1,0 +1,1 @@
+"""The self-training loop: the stages the command line runs, composed and tracked."""

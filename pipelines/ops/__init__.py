@@ -1,0 +1,1 @@
+"""Operations around the loop: serving exports, drift checks and the review queue."""

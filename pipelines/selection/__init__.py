@@ -1,0 +1,1 @@
+"""Model selection: span-level evaluation, weight interpolation and the promotion decision."""
