@@ -38,6 +38,7 @@ COPY --chown=ray:users gliner_core ./gliner_core
 COPY --chown=ray:users synth ./synth
 COPY --chown=ray:users pipelines ./pipelines
 COPY --chown=ray:users jobs ./jobs
+COPY --chown=ray:users sample ./sample
 COPY --chown=ray:users infra/config ./infra/config
 
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \

@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.crossner_data import DOMAINS, domain_labels, load_source  # noqa: E402
 from bench.crossner_variants import ALL, SYNONYMS, VARIANTS, Features, variant_config  # noqa: E402
+from pipelines import configured_views  # noqa: E402
 
 DATA = Path(os.environ.get("GLINER_DATA", ROOT.parent / "shared" / "data"))
 pytestmark = pytest.mark.skipif(not (DATA / "crossner").is_dir(), reason=f"no CrossNER data at {DATA}")
@@ -41,7 +42,7 @@ def config(features: Features, domain: str, tmp_path: Path):
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_every_label_has_two_synonyms_and_views_map_back(domain: str, tmp_path: Path) -> None:
     cfg = config(ALL, domain, tmp_path)
-    views = cfg.weak_label.views.views(cfg.prompts(), cfg.data.label_synonyms)
+    views = configured_views(cfg.weak_label.views, cfg.prompts(), cfg.data.label_synonyms)
     # the names view (the main one, as evaluation prompts) and one view per synonym rank
     assert list(views) == ["gliner", "gliner:synonyms:1", "gliner:synonyms:2"]
     for view in views.values():

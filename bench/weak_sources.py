@@ -29,8 +29,13 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import crossner_sentences  # noqa: E402
-from pipelines.weak.label_model import LabelModelConfig, SourceConfig, fit_label_model  # noqa: E402
-from pipelines.weak.labeling_functions import Gazetteer, GazetteerConfig  # noqa: E402
+from pipelines import (
+    Gazetteer,  # noqa: E402
+    GazetteerConfig,
+    LabelModelConfig,
+    SourceConfig,
+    fit_label_model,  # noqa: E402
+)
 from tests.pipelines.synthetic_sources import CLASSES, LABELS, SCOPES, make_corpus  # noqa: E402
 
 

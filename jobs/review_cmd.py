@@ -39,17 +39,16 @@ UrlOpt = Annotated[str | None, typer.Option(help="Label Studio URL (review.label
 ProjectOpt = Annotated[str | None, typer.Option(help="project title (review.label_studio.project)")]
 
 
-def review_settings(config: Path | None, overrides: list[str] | None, **flags: Any):
-    """(pipeline config, review config): the pipeline config's `review` section (defaults until the
-    pipeline config has one), then the flags that were given."""
+def review_settings(config: Path | None, overrides: list[str] | None, seed: int | None = None, **flags: Any):
+    """(pipeline config, review config): the pipeline config's `review` section, then the flags that
+    were given (`--seed` sets the job's one `seed`)."""
     from pydantic import ValidationError
 
     from jobs.settings import describe_validation_error
-    from pipelines.ops.review import ReviewConfig
+    from pipelines import ReviewConfig
 
-    cfg = load_config(config, list(overrides or []))
-    base = getattr(cfg, "review", None) or ReviewConfig()
-    data = base.model_dump()
+    cfg = load_config(config, list(overrides or []), {"seed": seed})
+    data = cfg.review.model_dump()
     for key, value in flags.items():
         if value is None:
             continue
@@ -102,7 +101,7 @@ def push_command(
         str, typer.Option(help="the model version shown on the pre-annotations")
     ] = "gliner-selftrain",
     budget: Annotated[int | None, typer.Option(help="documents to send (review.budget)")] = None,
-    seed: Annotated[int | None, typer.Option(help="selection seed (review.seed)")] = None,
+    seed: Annotated[int | None, typer.Option(help="selection seed (the job's seed)")] = None,
     url: UrlOpt = None,
     project: ProjectOpt = None,
     config: ConfigOpt = None,
@@ -131,7 +130,9 @@ def push_command(
     if dry_run:
         with label_studio_errors(settings.label_studio.url):
             documents, _ = review.read_review_documents(labels, rows)
-        chosen = review.select_for_review(documents, settings, exclude=review.gold_doc_ids(settings.gold))
+        chosen = review.select_for_review(
+            documents, settings, exclude=review.gold_doc_ids(settings.gold), seed=cfg.seed
+        )
         typer.echo(f"{len(chosen)} of {len(documents)} documents selected (budget {settings.budget}):")
         for c in chosen:
             typer.echo(f"  {c.doc_id}\t{c.priority:.2f}\t{c.turn_label}\t{dict(c.kinds())}")
@@ -140,7 +141,14 @@ def push_command(
     with label_studio_errors(lsc.url):
         client = review.connect(lsc)
         report = review.push(
-            client, labels, names, settings, model_version, rows, exclude=review.gold_doc_ids(settings.gold)
+            client,
+            labels,
+            names,
+            settings,
+            model_version,
+            rows,
+            exclude=review.gold_doc_ids(settings.gold),
+            seed=cfg.seed,
         )
     typer.echo(
         f"pushed {report.pushed} task(s) to project {lsc.project!r} (id {report.project_id}) at {lsc.url}; "

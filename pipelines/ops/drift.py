@@ -33,39 +33,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pipelines.config import REFERENCE_FILE, DriftConfig, PipelineConfig
 
-REFERENCE_FILE = "drift_reference.json"
 REFERENCE_FORMAT = 1
 MAX_KEPT_SCORES = 5000  # scores kept in a profile for the KS test
 
 
-class DriftConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    sample_size: int = Field(200, ge=1, description="documents of a new batch the champion labels")
-    threshold: float = Field(
-        0.3, ge=0.0, lt=1.0, description="prediction threshold (below weak labeling's: sees unsure spans)"
-    )
-    batch_size: int = Field(16, ge=1, description="documents per model call")
-    max_label_js: float = Field(0.2, gt=0.0, le=1.0, description="label-mix Jensen–Shannon distance limit")
-    max_score_psi: float = Field(0.25, gt=0.0, description="confidence population stability index limit")
-    max_rate_ratio: float = Field(2.0, gt=1.0, description="entities-per-document change limit (either way)")
-    min_spans: int = Field(30, ge=1, description="fewer spans in a sample: label mix/confidence not judged")
-    significance: float = Field(
-        0.01, gt=0.0, lt=1.0, description="p-value under which a label-mix/confidence difference is not noise"
-    )
-    score_bins: int = Field(10, ge=2, le=100)
-    text_field: str = "text"
-    seed: int = 0
-    reference: str | None = Field(None, description=f"reference JSON (default: <model>/{REFERENCE_FILE})")
-
-
-def load_drift_config(path: str | Path | None) -> DriftConfig:
-    """Drift settings from a YAML/JSON file: its `drift:` section (a pipeline config) or, without one,
-    the whole file. None gives the defaults. Mistakes raise FileNotFoundError / ValueError (one line)."""
-    if path is None:
-        return DriftConfig()
+def load_drift_job(path: str | Path) -> PipelineConfig:
+    """The job config for `schedule --drift-config FILE` (deprecated: `--config` names the job's file): a
+    job config with a `drift:` section or, without one, a file of drift settings alone. Mistakes raise
+    FileNotFoundError / ValueError (one line)."""
     from pydantic import ValidationError
 
     from synth.config import read_mapping
@@ -74,12 +51,10 @@ def load_drift_config(path: str | Path | None) -> DriftConfig:
         data = read_mapping(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"drift config not found: {path}") from None
-    if isinstance(data, dict) and isinstance(data.get("drift"), dict):
-        data = data["drift"]
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of drift settings (sample_size, max_label_js, ...)")
+    if not isinstance(data.get("drift"), dict):
+        data = {"drift": data}
     try:
-        return DriftConfig.model_validate(data)
+        return PipelineConfig.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise ValueError(f"{path}: bad drift settings: {problems}") from None
@@ -159,13 +134,15 @@ def profile_of(
 
 
 def predict_profile(
-    model, texts: Sequence[str], labels: Mapping[str, str], config: DriftConfig, name: str = ""
-):
-    """Run `model` (a gliner_core.GLiNER) on `texts` and reduce its predictions to a profile."""
+    model, texts: Sequence[str], labels: Mapping[str, str], job: PipelineConfig, name: str = ""
+) -> Profile:
+    """Run `model` (a gliner_core.GLiNER) on `texts` and reduce its predictions to a profile (the job's
+    `drift` settings, `weak_label.batch_size` documents per call, its `seed`)."""
+    config = job.drift
     found = model.batch_predict_entities(
-        list(texts), dict(labels), batch_size=config.batch_size, threshold=config.threshold
+        list(texts), dict(labels), batch_size=job.weak_label.batch_size, threshold=config.threshold
     )
-    return profile_of(found, labels, config.threshold, config.score_bins, name, config.seed)
+    return profile_of(found, labels, config.threshold, config.score_bins, name, job.seed)
 
 
 # -- comparison ------------------------------------------------------------------------------------
@@ -336,16 +313,16 @@ def reference_path(model_path: str | Path, config: DriftConfig) -> Path:
 
 
 def write_reference(
-    model_path: str | Path, texts: Sequence[str], labels: Mapping[str, str], config: DriftConfig | None = None
+    model_path: str | Path, texts: Sequence[str], labels: Mapping[str, str], job: PipelineConfig | None = None
 ) -> Path:
     """The champion's reference: its profile on `texts` (held-out documents of the domain it serves),
-    saved as `<model>/drift_reference.json` (or `config.reference`). Call it when a model is promoted."""
+    saved as `<model>/drift_reference.json` (or `drift.reference`). Call it when a model is promoted."""
     from gliner_core import GLiNER
 
-    config = config or DriftConfig()
+    job = job or PipelineConfig()
     model = GLiNER.from_pretrained(model_path)
-    profile = predict_profile(model, texts, labels, config, str(model_path))
-    return profile.save(reference_path(model_path, config))
+    profile = predict_profile(model, texts, labels, job, str(model_path))
+    return profile.save(reference_path(model_path, job.drift))
 
 
 class DriftMonitor:
@@ -354,12 +331,13 @@ class DriftMonitor:
     def __init__(
         self,
         model_path: str | Path,
-        config: DriftConfig | None = None,
+        job: PipelineConfig | None = None,
         labels: Mapping[str, str] | None = None,
         tracking: tuple[str, str] | None = None,  # (MLflow tracking URI, experiment)
     ):
         self.model_path = str(model_path)
-        self.config = config or DriftConfig()
+        self.job = job or PipelineConfig()  # its `drift` section, `seed`, `data.text_field`
+        self.config = self.job.drift
         self.labels = dict(labels) if labels else None  # default: the reference's labels
         self.tracking = tracking
         self._model: Any = None
@@ -385,7 +363,7 @@ class DriftMonitor:
         started = time.perf_counter()
         config = self.config
         texts, seen = sample_texts(
-            [Path(f) for f in files], config.text_field, config.sample_size, config.seed
+            [Path(f) for f in files], self.job.data.text_field, config.sample_size, self.job.seed
         )
         if not texts:
             report = DriftReport(False, f"no documents in the {len(files)} new file(s)", {}, 0, len(files))
@@ -395,7 +373,7 @@ class DriftMonitor:
                 raise ValueError(
                     f"no drift reference at {self.reference_path} and no labels to make one: give the labels"
                 )
-            made = predict_profile(self.model(), texts, labels, config, self.model_path)
+            made = predict_profile(self.model(), texts, labels, self.job, self.model_path)
             made.save(self.reference_path)
             report = DriftReport(
                 False,
@@ -411,7 +389,7 @@ class DriftMonitor:
                     f"{len(reference.score_histogram)} bins; the drift config says {config.threshold} and "
                     f"{config.score_bins}: recompute it or match the config"
                 )
-            new = predict_profile(self.model(), texts, reference.labels, config, self.model_path)
+            new = predict_profile(self.model(), texts, reference.labels, self.job, self.model_path)
             report = compare(reference, new, config)
         report.files = len(files)
         report.reference = str(self.reference_path)

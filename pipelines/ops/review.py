@@ -41,68 +41,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pipelines.config import LabelStudioConfig, ReviewConfig
 
 FROM_NAME = "label"  # the Labels control in the labeling config
 TO_NAME = "text"  # the Text object it labels
 SPAN_FIELDS = ("start", "end", "label", "score", "origin")
 PAGE_SIZE = 100  # tasks per Label Studio list request
-
-
-# -- configuration ---------------------------------------------------------------------------------
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class LabelStudioConfig(_Section):
-    url: str = Field("http://127.0.0.1:8080", description="the Label Studio server")
-    project: str = Field("gliner-selftrain review", description="project title (created when missing)")
-    api_key_env: str = Field(
-        "LABEL_STUDIO_API_KEY",
-        description="environment variable holding the API key (a personal access token, or a legacy token)",
-    )
-    timeout: float = Field(60.0, gt=0.0, description="seconds per HTTP request")
-
-
-class ReviewConfig(_Section):
-    budget: int = Field(50, ge=1, description="documents sent for review per push")
-    uncertain_band: tuple[float, float] = Field(
-        (0.3, 0.7), description="aggregated span probability [low, high] counted as uncertain"
-    )
-    low_score: float = Field(0.6, ge=0.0, le=1.0, description="model spans scoring under this are flagged")
-    model_origins: list[str] = Field(
-        default_factory=lambda: ["gliner"],
-        description="origins whose scores are model confidences ('gliner' also covers 'gliner:…')",
-    )
-    sources: list[str] = Field(
-        default_factory=list,
-        description="sources that labeled every document (default: those whose table has the document)",
-    )
-    disagreement_weight: float = Field(1.0, ge=0.0)
-    uncertainty_weight: float = Field(1.0, ge=0.0)
-    seed: int = 0
-    gold: str | None = Field(None, description="JSONL gold file `review pull` merges the annotations into")
-    label_studio: LabelStudioConfig = Field(default_factory=LabelStudioConfig)
-
-    @field_validator("uncertain_band")
-    @classmethod
-    def _band(cls, band: tuple[float, float]) -> tuple[float, float]:
-        low, high = band
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(
-                f"uncertain_band must be [low, high] with 0 <= low <= high <= 1, got {list(band)}"
-            )
-        return band
-
-    @model_validator(mode="after")
-    def _weights(self) -> ReviewConfig:
-        if self.disagreement_weight == 0 and self.uncertainty_weight == 0:
-            raise ValueError(
-                "disagreement_weight and uncertainty_weight are both 0: nothing would be selected"
-            )
-        return self
 
 
 # -- selection (pure) ------------------------------------------------------------------------------
@@ -207,7 +151,7 @@ def _tiebreak(seed: int, doc_id: str) -> str:
 
 
 def select_for_review(
-    documents: Iterable[ReviewDocument], config: ReviewConfig, exclude: Iterable[str] = ()
+    documents: Iterable[ReviewDocument], config: ReviewConfig, exclude: Iterable[str] = (), seed: int = 0
 ) -> list[Candidate]:
     """Up to `config.budget` documents, most worth reviewing first within each label's turn.
 
@@ -227,9 +171,9 @@ def select_for_review(
         for label in {label for f in candidate.flags for label in f.labels}:
             by_label[label].append(candidate)
     for queue in by_label.values():
-        queue.sort(key=lambda c: (-c.priority, _tiebreak(config.seed, c.doc_id)))
+        queue.sort(key=lambda c: (-c.priority, _tiebreak(seed, c.doc_id)))
     order = sorted(by_label)
-    random.Random(config.seed).shuffle(order)
+    random.Random(seed).shuffle(order)
     positions = dict.fromkeys(order, 0)
     chosen: list[Candidate] = []
     taken: set[str] = set()
@@ -505,6 +449,7 @@ def push(
     model_version: str,
     rows_path: str | None = None,
     exclude: Iterable[str] = (),
+    seed: int = 0,
 ) -> PushReport:
     """Select documents from the labels and create one task each (skipping documents already in the
     project or in `exclude`), pre-annotated with the current spans."""
@@ -512,7 +457,7 @@ def push(
     project_id = ensure_project(client, config.label_studio.project, labels)
     present = project_doc_ids(client, project_id)
     flagged = sum(1 for d in documents if document_flags(d, config))
-    chosen = select_for_review(documents, config, exclude=present | set(exclude))
+    chosen = select_for_review(documents, config, exclude=present | set(exclude), seed=seed)
     by_id = {d.doc_id: d for d in documents}
     texts = load_texts([c.doc_id for c in chosen], text_path)
     tasks = []

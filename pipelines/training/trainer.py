@@ -47,13 +47,15 @@ def train_model(
     if spec.tracking_uri and spec.metrics_spool is None:
         spec.metrics_spool = f"{storage_path.rstrip('/')}/{run_name}/unsent_mlflow_metrics.jsonl"
     resources = {"CPU": config.cpus_per_worker}
-    if config.use_gpu:
-        resources["GPU"] = 1
+    if config.gpus_per_worker:
+        resources["GPU"] = config.gpus_per_worker
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={"spec": spec, "step_hook": step_hook, "record_hook": record_hook},
         scaling_config=ScalingConfig(
-            num_workers=config.num_workers, use_gpu=config.use_gpu, resources_per_worker=resources
+            num_workers=config.num_workers,
+            use_gpu=config.gpus_per_worker > 0,
+            resources_per_worker=resources,
         ),
         run_config=RunConfig(
             name=run_name,

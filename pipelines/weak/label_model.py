@@ -34,8 +34,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.config import LabelModelConfig, Section
 from pipelines.data.spans import SPANS_TYPE
 from pipelines.weak.span_alignment import ABSTAIN, Aligner, Alignment
 
@@ -45,35 +45,7 @@ NONE_CLASS = "none"
 EPS = 1e-10  # probabilities are clipped here before the log (as crowd-kit does)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class SourceConfig(_Section):
-    weight: float = Field(1.0, gt=0.0, description="vote weight in majority_vote")
-    labels: list[str] | None = Field(
-        None, description="labels the source can produce (its scope); default: those it produced in the fit"
-    )
-
-
-class LabelModelConfig(_Section):
-    method: Literal["majority_vote", "dawid_skene"] = "dawid_skene"
-    sources: dict[str, SourceConfig] = Field(
-        default_factory=dict,
-        description="per origin; every other origin in the data is a source with defaults",
-    )
-    exclude_origins: list[str] = Field(
-        default_factory=lambda: ["gold", "label_model"], description="origins that are not weak sources"
-    )
-    max_candidates: int = Field(200_000, ge=1, description="candidate spans the fit sees (sampled by doc)")
-    max_iterations: int = Field(100, ge=1, description="EM iterations at most (dawid_skene)")
-    tolerance: float = Field(
-        1e-6, gt=0.0, description="EM stops when the log-likelihood per vote gains less (dawid_skene)"
-    )
-    min_probability: float = Field(0.05, ge=0.0, le=1.0, description="soft spans below this are not written")
-
-
-class LabelModel(_Section):
+class LabelModel(Section):
     """Fitted parameters: what `apply_label_model` needs on a worker (JSON-able, a few KB)."""
 
     method: Literal["majority_vote", "dawid_skene"]
@@ -124,7 +96,7 @@ class LabelModel(_Section):
         return post / post.sum(axis=1, keepdims=True)
 
 
-class SourceLabelStats(_Section):
+class SourceLabelStats(Section):
     label: str
     votes: int
     coverage: float  # share of candidates this source voted with this label
@@ -132,7 +104,7 @@ class SourceLabelStats(_Section):
     precision: float | None  # P(true = label | vote = label); None without any such vote
 
 
-class SourceStats(_Section):
+class SourceStats(Section):
     source: str
     scope: list[str]
     weight: float
@@ -140,7 +112,7 @@ class SourceStats(_Section):
     labels: list[SourceLabelStats]
 
 
-class LabelModelReport(_Section):
+class LabelModelReport(Section):
     method: str
     documents: int
     candidates: int

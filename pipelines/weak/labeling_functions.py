@@ -26,141 +26,18 @@ import csv
 import io
 import json
 import logging
-import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import ahocorasick
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.config import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
 from pipelines.data.spans import SPANS_TYPE
 
 log = logging.getLogger(__name__)
-
-SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-REGEX_FLAGS = {
-    "IGNORECASE": re.IGNORECASE,
-    "MULTILINE": re.MULTILINE,
-    "DOTALL": re.DOTALL,
-    "VERBOSE": re.VERBOSE,
-    "ASCII": re.ASCII,
-}
-TEXT_SUFFIXES = {".txt", ".lst", ".list", ""}
-GAZETTEER_SUFFIXES = TEXT_SUFFIXES | {".json", ".jsonl", ".csv", ".tsv"}
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-def _check_name(name: str) -> str:
-    if not SOURCE_NAME.match(name):
-        raise ValueError(
-            f"name {name!r} may hold only letters, digits, '_', '.', '-' (it becomes the origin)"
-        )
-    return name
-
-
-class GazetteerConfig(_Section):
-    """Names per label from a file: `.txt` (one name per line, `#` comments; needs `label`), `.json`
-    (a list of names, a list of `{"name", "label"}` objects, or `{label: [names]}`), `.jsonl`
-    (`{"name", "label"}` per line) or `.csv`/`.tsv` (a header with `name` and optionally `label`).
-    `label` is the label of names whose row has none."""
-
-    name: str = Field(description="source name; spans get origin `lf:gazetteer:<name>`")
-    path: str = Field(description="gazetteer file (local path or pyarrow URI)")
-    label: str | None = Field(None, description="label of names the file gives without one")
-    case_sensitive: bool = False
-    whole_word: bool = True
-    score: float = Field(0.9, ge=0.0, le=1.0, description="score of every span this gazetteer yields")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        return _check_name(name)
-
-    @model_validator(mode="after")
-    def _file(self) -> GazetteerConfig:
-        suffix = Path(self.path).suffix.lower()
-        if suffix not in GAZETTEER_SUFFIXES:
-            raise ValueError(
-                f"gazetteer {self.name!r}: {self.path} has an unknown extension {suffix!r}; "
-                "use .txt, .json, .jsonl, .csv or .tsv"
-            )
-        if suffix in TEXT_SUFFIXES and not self.label:
-            raise ValueError(f"gazetteer {self.name!r}: {self.path} lists bare names, so give `label`")
-        if "://" not in self.path and not Path(self.path).expanduser().is_file():
-            raise ValueError(f"gazetteer {self.name!r}: file not found: {self.path}")
-        return self
-
-    @property
-    def origin(self) -> str:
-        return f"lf:gazetteer:{self.name}"
-
-
-class RegexConfig(_Section):
-    """A regular expression for one label; the span is the whole match (`group: 0`) or one group."""
-
-    name: str = Field(description="source name; spans get origin `lf:regex:<name>`")
-    label: str
-    pattern: str
-    flags: list[Literal["IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"]] = Field(
-        default_factory=list
-    )
-    group: int | str = Field(0, description="group number or name whose text is the span; 0 = whole match")
-    score: float = Field(0.9, ge=0.0, le=1.0)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, name: str) -> str:
-        return _check_name(name)
-
-    @model_validator(mode="after")
-    def _compiles(self) -> RegexConfig:
-        try:
-            compiled = self.compile()
-        except re.error as error:
-            raise ValueError(f"regex {self.name!r}: bad pattern {self.pattern!r}: {error}") from None
-        if isinstance(self.group, int) and not 0 <= self.group <= compiled.groups:
-            raise ValueError(
-                f"regex {self.name!r}: group {self.group} not in the pattern ({compiled.groups} groups)"
-            )
-        if isinstance(self.group, str) and self.group not in compiled.groupindex:
-            names = sorted(compiled.groupindex) or "none"
-            raise ValueError(f"regex {self.name!r}: no group named {self.group!r} (named groups: {names})")
-        return self
-
-    def compile(self) -> re.Pattern[str]:
-        flags = 0
-        for flag in self.flags:
-            flags |= REGEX_FLAGS[flag]
-        return re.compile(self.pattern, flags)
-
-    @property
-    def origin(self) -> str:
-        return f"lf:regex:{self.name}"
-
-
-class LabelingFunctionsConfig(_Section):
-    gazetteers: list[GazetteerConfig] = Field(default_factory=list)
-    regexes: list[RegexConfig] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> LabelingFunctionsConfig:
-        origins = [g.origin for g in self.gazetteers] + [r.origin for r in self.regexes]
-        twice = sorted({o for o in origins if origins.count(o) > 1})
-        if twice:
-            raise ValueError(f"labeling function names must be unique per kind; repeated: {', '.join(twice)}")
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.gazetteers or self.regexes)
-
 
 # ---------------------------------------------------------------------------------------------------
 # gazetteer files

@@ -17,34 +17,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pipelines.config import PromptViewsConfig
 
 MAIN_VIEW = "gliner"
 
 
-class PromptViewsConfig(BaseModel):
-    """The views the weak-label stage runs (`weak_label.views`). The main view, `gliner`, asks for each
-    label by its prompt (`data.label_descriptions`, else its name), as evaluation and prediction do;
-    these add more views, each a weak source of its own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    names: bool = Field(False, description="a view with the plain label names (when descriptions differ)")
-    synonyms: bool = Field(False, description="one view per rank of `data.label_synonyms`")
-
-    def views(
-        self, prompts: Mapping[str, str], synonyms: Mapping[str, Sequence[str]] | None = None
-    ) -> dict[str, dict[str, str]]:
-        """View name -> {label: prompt}: the main view first."""
-        views = {MAIN_VIEW: dict(prompts)}
-        if self.names and any(label != prompt for label, prompt in prompts.items()):
-            views[f"{MAIN_VIEW}:names"] = {label: label for label in prompts}
-        if self.synonyms and synonyms:
-            extra = prompt_views(list(prompts), synonyms=synonyms, names=False, prefix=MAIN_VIEW)
-            views.update(extra)
-        for name, view in views.items():
-            _check_view(name, view)
-        return views
+def configured_views(
+    config: PromptViewsConfig, prompts: Mapping[str, str], synonyms: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, dict[str, str]]:
+    """View name -> {label: prompt}: the main view first."""
+    views = {MAIN_VIEW: dict(prompts)}
+    if config.names and any(label != prompt for label, prompt in prompts.items()):
+        views[f"{MAIN_VIEW}:names"] = {label: label for label in prompts}
+    if config.synonyms and synonyms:
+        extra = prompt_views(list(prompts), synonyms=synonyms, names=False, prefix=MAIN_VIEW)
+        views.update(extra)
+    for name, view in views.items():
+        _check_view(name, view)
+    return views
 
 
 def _unknown(given: Mapping[str, object], labels: Sequence[str], what: str) -> None:

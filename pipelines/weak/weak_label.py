@@ -41,7 +41,7 @@ class GLiNERLabeler:
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
-        device = "cuda" if config.num_gpus > 0 and torch.cuda.is_available() else "cpu"
+        device = "cuda" if config.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
         self.model = GLiNER.from_pretrained(local_copy(model_path), map_location=device)
         self.views = views  # view name -> {label: prompt}
         self.config = config
@@ -105,7 +105,7 @@ def weak_label(
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=config.num_workers),
         num_cpus=config.cpus_per_worker,
-        num_gpus=config.num_gpus or None,
+        num_gpus=config.gpus_per_worker or None,
     )
     if config.labeling_functions.enabled:
         lfs = partial(apply_labeling_functions, config=config.labeling_functions)

@@ -15,16 +15,8 @@ import pytest
 
 from jobs.schedule import Scheduler, StateStore
 from jobs.settings import UserError
-from pipelines.ops.drift import (
-    REFERENCE_FILE,
-    DriftConfig,
-    DriftReport,
-    Profile,
-    compare,
-    profile_of,
-    psi,
-    sample_texts,
-)
+from pipelines.config import REFERENCE_FILE, DriftConfig
+from pipelines.ops.drift import DriftReport, Profile, compare, profile_of, psi, sample_texts
 
 LABELS = {"person": "person", "organisation": "organisation", "location": "location"}
 

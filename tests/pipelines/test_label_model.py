@@ -12,14 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines.config import LabelModelConfig, SourceConfig
 from pipelines.data.spans import SPANS_TYPE
-from pipelines.weak.label_model import (
-    LabelModelConfig,
-    SourceConfig,
-    apply_label_model,
-    dawid_skene,
-    fit_label_model,
-)
+from pipelines.weak.label_model import apply_label_model, dawid_skene, fit_label_model
 from pipelines.weak.span_alignment import ABSTAIN, NONE, Aligner
 from tests.pipelines.synthetic_sources import CLASSES, LABELS, SCOPES, make_corpus
 
@@ -210,12 +205,8 @@ def test_apply_is_pure_and_per_document(synthetic):
 def test_lf_and_label_model_stages_on_ray_data(tmp_path, ray_local):
     import ray.data
 
-    from pipelines.weak.labeling_functions import (
-        GazetteerConfig,
-        LabelingFunctionsConfig,
-        RegexConfig,
-        apply_labeling_functions,
-    )
+    from pipelines.config import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
+    from pipelines.weak.labeling_functions import apply_labeling_functions
 
     (tmp_path / "cities.txt").write_text("Lima\nOslo\nNew York\n", encoding="utf-8")
     lfs = LabelingFunctionsConfig(

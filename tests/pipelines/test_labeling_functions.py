@@ -10,15 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from pipelines.config import GazetteerConfig, LabelingFunctionsConfig, RegexConfig
 from pipelines.data.read import DOCUMENT_SCHEMA
 from pipelines.data.spans import SPANS_TYPE
 from pipelines.weak.labeling_functions import (
     Gazetteer,
-    GazetteerConfig,
     GazetteerError,
     LabelingFunctions,
-    LabelingFunctionsConfig,
-    RegexConfig,
     apply_labeling_functions,
     fold_case,
     read_gazetteer,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.weak.prompt_views import PromptViewsConfig, label_for_prompt, prompt_views, view_scopes
+from pipelines.config import PromptViewsConfig
+from pipelines.weak.prompt_views import configured_views, label_for_prompt, prompt_views, view_scopes
 
 LABELS = ["person", "organisation", "drug"]
 
@@ -29,14 +30,16 @@ def test_views_names_descriptions_synonyms():
 
 def test_config_and_errors():
     prompts = {label: label for label in LABELS} | {"drug": "a medication"}
-    assert PromptViewsConfig().views(prompts, {"drug": ["medication"]}) == {"gliner": prompts}
-    assert PromptViewsConfig(names=True, synonyms=True).views(prompts, {"drug": ["medication"]}) == {
+    assert configured_views(PromptViewsConfig(), prompts, {"drug": ["medication"]}) == {"gliner": prompts}
+    assert configured_views(
+        PromptViewsConfig(names=True, synonyms=True), prompts, {"drug": ["medication"]}
+    ) == {
         "gliner": prompts,
         "gliner:names": {label: label for label in LABELS},
         "gliner:synonyms:1": {"drug": "medication"},
     }
     plain = {label: label for label in LABELS}  # no description: a names view would repeat the main one
-    assert PromptViewsConfig(names=True).views(plain) == {"gliner": plain}
+    assert configured_views(PromptViewsConfig(names=True), plain) == {"gliner": plain}
     with pytest.raises(
         ValueError, match=r"label_synonyms name labels that are not in the label set .*\['dose'\]"
     ):

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from jobs.review_cmd import review_app
 from jobs.settings import UserError
+from pipelines.config import ReviewConfig
 from pipelines.data.spans import SPANS_TYPE
 from pipelines.ops.review import (
-    ReviewConfig,
     ReviewDocument,
     config_labels,
     document_flags,

@@ -1,4 +1,4 @@
-"""The shipped sample (`pipelines/sample/`): exactly what its script writes, and no leakage from the
+"""The shipped sample (`sample/`): exactly what its script writes, and no leakage from the
 dev set into the gazetteers the embedded default uses."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def test_shipped_files_are_what_make_sample_writes():
     assert shipped == set(built)
     for name, content in built.items():
         assert (SAMPLE_DIR / name).read_text(encoding="utf-8") == content, (
-            f"{name} differs from what make_sample.py writes: run python pipelines/sample/make_sample.py"
+            f"{name} differs from what make_sample.py writes: run python sample/make_sample.py"
         )
 
 

@@ -46,7 +46,7 @@ def test_killed_weak_label_actor_loses_no_document(ray_local, tiny_model):
         for i in range(48)
     ]
     # 4 documents per task: 12 tasks; the GLiNER actor alone (no labeling functions after it)
-    config = WeakLabelConfig(batch_size=1, actors=1, threshold=0.0, labeling_functions={})
+    config = WeakLabelConfig(batch_size=1, num_workers=1, threshold=0.0, labeling_functions={})
     labelled = weak_label(ray.data.from_items(docs), tiny_model, {"gliner": {"person": "person"}}, config)
     out: list[dict] = []
     killed: list[int] = []

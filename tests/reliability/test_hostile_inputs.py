@@ -16,9 +16,8 @@ import pytest
 import ray.data
 
 from gliner_core import GLiNER
-from gliner_core.gliner import clean_text
 from gliner_core.processing import normalize_labels
-from gliner_core.text import split_words
+from gliner_core.text import clean_text, split_words
 from pipelines.config import WeakLabelConfig
 from pipelines.data.read import parse_jsonl, read_documents, read_report
 from pipelines.weak.weak_label import weak_label
@@ -212,7 +211,7 @@ def test_weak_label_stage_over_good_and_hostile_rows(ray_local, tiny_model):
     ray.data.DataContext.get_current().enable_progress_bars = False
     texts = [c.cleaned or c.text for c in TEXTS if c.expect != "windows"]
     docs = [{"doc_id": f"d{i}", "text": t, "source": "hostile"} for i, t in enumerate([GOOD, *texts, GOOD])]
-    config = WeakLabelConfig(batch_size=2, actors=1, threshold=0.0)
+    config = WeakLabelConfig(batch_size=2, num_workers=1, threshold=0.0)
     out = weak_label(
         ray.data.from_items(docs), tiny_model, {"gliner": {"person": "person"}}, config
     ).take_all()

@@ -1,7 +1,7 @@
 """Writes the shipped sample data: a multi-domain gold seed, and an unlabeled corpus and a gold dev
 set from another domain, plus a country gazetteer for the weak-label stage.
 
-    python pipelines/sample/make_sample.py          # rewrites the files beside this script
+    python sample/make_sample.py          # rewrites the files beside this script
 
 gold_seed.jsonl   news, business and travel sentences (what a generalist seed is trained on)
 corpus.jsonl      sport reports, one to three sentences each (unlabeled: what self-training reads)
@@ -445,7 +445,7 @@ def build() -> dict[str, str]:
 
     header = (
         f"# ISO 3166-1 country names from pycountry {version('pycountry')} (LGPL-2.1-only; data from\n"
-        "# Debian iso-codes), written by pipelines/sample/make_sample.py. One name per line.\n"
+        "# Debian iso-codes), written by sample/make_sample.py. One name per line.\n"
     )
     return {
         "gold_seed.jsonl": jsonl(seed),
