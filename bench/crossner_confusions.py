@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     from gliner_core import GLiNER
-    from pipelines.selection.evaluate import predict_gold
+    from pipelines import predict_gold
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)

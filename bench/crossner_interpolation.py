@@ -58,7 +58,7 @@ def domain_config(files, k: int, work: Path):
 
 def score_one(model, config, dev_a, dev_b) -> dict:
     """Thresholds calibrated on half A; half-A F1 (micro and per label, with support) and half-B F1."""
-    from pipelines.selection.evaluate import calibrate, evaluate_rows
+    from pipelines import calibrate, evaluate_rows
 
     result = calibrate(config, model, dev_a)
     result.apply(model)
@@ -73,8 +73,7 @@ def score_one(model, config, dev_a, dev_b) -> dict:
 
 def score_grid(work: Path, domain: str, variant: str, k: int, grid, out: Path, done: set) -> None:
     from gliner_core import GLiNER
-    from pipelines.data.read import read_gold
-    from pipelines.selection.interpolation import interpolate_state
+    from pipelines import interpolate_state, read_gold
 
     student = seed_dir(work, domain) / f"{variant}-s{k}" / "model"
     if variant != START and not (student / "gliner_config.json").exists():
@@ -109,9 +108,7 @@ def _labels(record: dict) -> dict[str, tuple[float, int]]:
 def guarded_choice(rows: list[dict], start: dict) -> tuple[dict, dict]:
     """(best lam by half-A micro F1, the loop's choice: best lam within the promotion guard against
     `start` on half A; `pipelines.selection.interpolation.choose_weight`)."""
-    from pipelines.config import LoopConfig
-    from pipelines.selection.interpolation import choose_weight
-    from pipelines.selection.promotion import guard_losses
+    from pipelines import LoopConfig, choose_weight, guard_losses
 
     by_lam = {r["lam"]: r for r in rows}
     scores = {lam: r["A"] for lam, r in by_lam.items()}
@@ -121,8 +118,7 @@ def guarded_choice(rows: list[dict], start: dict) -> tuple[dict, dict]:
 
 def promoted(row: dict, start: dict) -> bool:
     """The loop's decision on half A (`pipelines.selection.promotion`) against the calibrated generalist."""
-    from pipelines.config import LoopConfig
-    from pipelines.selection.promotion import decide_on_scores
+    from pipelines import LoopConfig, decide_on_scores
 
     return decide_on_scores(row["A"], _labels(row), start["A"], _labels(start), LoopConfig()).promote
 

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.crossner_rules import labeling_functions
-from pipelines.config import PipelineConfig, TrainConfig
+from pipelines import PipelineConfig, TrainConfig
 
 REPLAY_SHARE = 0.25
 MAX_LABEL_SHARE = 0.3

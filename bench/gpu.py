@@ -50,7 +50,7 @@ def texts_and_rows(n: int, seed: int) -> tuple[list[str], list[dict]]:
 
         rows = crossner_rows(n, 8, seed)
         return [r["text"] for r in rows], rows
-    from pipelines.data.read import read_gold
+    from pipelines import read_gold
 
     gold = read_gold(str(ROOT / "pipelines" / "sample" / "gold_seed.jsonl"))
     picked = [rng.choice(gold) for _ in range(n)]
@@ -113,12 +113,12 @@ def train(model, rows, batch_size: int, steps: int, warmup: int, device) -> dict
     import pyarrow as pa
     import torch
 
-    from pipelines.config import TrainConfig
-    from pipelines.training.batching import epoch_plan
-    from pipelines.training.train_worker import (
+    from pipelines import (
+        TrainConfig,
         TrainingRows,
         TrainSpec,
         WorkerState,
+        epoch_plan,
         linear_schedule,
         train_step,
     )
@@ -202,8 +202,7 @@ def main() -> None:
     import torch
 
     from gliner_core import GLiNER
-    from pipelines.config import PipelineConfig
-    from pipelines.runtime import backbone_path
+    from pipelines import PipelineConfig, backbone_path
 
     device = torch.device(args.device)
     torch.manual_seed(0)

@@ -45,8 +45,7 @@ def minilm_model(folder: str) -> str:
     import torch
 
     from gliner_core import GLiNER
-    from pipelines.config import PipelineConfig
-    from pipelines.runtime import backbone_path
+    from pipelines import PipelineConfig, backbone_path
 
     torch.manual_seed(0)
     GLiNER.from_backbone(backbone_path("minilm"), **PipelineConfig().model.settings).save_pretrained(folder)
@@ -59,11 +58,7 @@ def weak_label_worker(args: argparse.Namespace) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from pipelines.config import WeakLabelConfig
-    from pipelines.data.read import read_documents
-    from pipelines.data.storage import write_parquet
-    from pipelines.weak.prompt_views import MAIN_VIEW
-    from pipelines.weak.weak_label import weak_label
+    from pipelines import MAIN_VIEW, WeakLabelConfig, read_documents, weak_label, write_parquet
 
     folder = tempfile.mkdtemp()
     texts = bc.sample_sentences(args.docs, seed=0, split="train")
@@ -103,9 +98,7 @@ def train_worker(args: argparse.Namespace) -> None:
     import ray.data
 
     from bench.train_throughput import crossner_rows
-    from pipelines.config import TrainConfig
-    from pipelines.training.train_worker import TrainSpec
-    from pipelines.training.trainer import train_model
+    from pipelines import TrainConfig, TrainSpec, train_model
 
     world = int(args.workers)
     folder = tempfile.mkdtemp()
@@ -167,8 +160,7 @@ def all_reduce_worker(args: argparse.Namespace) -> None:
     import torch.multiprocessing as mp
 
     from gliner_core import GLiNER
-    from pipelines.config import PipelineConfig
-    from pipelines.runtime import backbone_path
+    from pipelines import PipelineConfig, backbone_path
 
     model = GLiNER.from_backbone(backbone_path("minilm"), **PipelineConfig().model.settings)
     numel = sum(p.numel() for p in model.model.parameters() if p.requires_grad)

@@ -81,9 +81,7 @@ def train_with_pipeline(
     """
     import ray.data
 
-    from pipelines.config import TrainConfig
-    from pipelines.training.train_worker import TrainSpec
-    from pipelines.training.trainer import train_model
+    from pipelines import TrainConfig, TrainSpec, train_model
 
     items = [
         {
@@ -140,7 +138,7 @@ def base_model(work: Path, seed: int) -> str:
         import torch
 
         from gliner_core import GLiNER
-        from pipelines.runtime import backbone_path
+        from pipelines import backbone_path
 
         torch.manual_seed(seed)
         GLiNER.from_backbone(
@@ -227,7 +225,7 @@ def above(predictions: Sequence[Sequence[Mapping]], threshold: float) -> list[li
 def evaluate_model(model_path: Path, files: DomainFiles) -> dict:
     """Micro and per-label scores on halves A and B at 0.5, and on A at the diagnostic thresholds."""
     from gliner_core import GLiNER
-    from pipelines.selection.evaluate import predict_gold, score
+    from pipelines import predict_gold, score
 
     model = GLiNER.from_pretrained(model_path)
     labels = {name: name for name in files.readable}
@@ -385,8 +383,7 @@ def scores(report) -> dict:
 def calibrated_start(work: Path, domain: str, config, dev_b: Path) -> str:
     """The generalist seed with per-label thresholds calibrated on dev half A (a copy; made once), and
     its scores on half B beside it (`eval.json`)."""
-    from pipelines.data.read import read_gold
-    from pipelines.loop import stages
+    from pipelines import calibrate_model, evaluate_model, read_gold
 
     out = seed_dir(work, domain) / "generalist-calibrated"
     model = out / "model"
@@ -394,11 +391,11 @@ def calibrated_start(work: Path, domain: str, config, dev_b: Path) -> str:
         partial = out / "model.partial"
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(seed_dir(work, domain) / "generalist" / "model", partial)
-        report = stages.calibrate_model(config, str(partial))
+        report = calibrate_model(config, str(partial))
         (out / "calibration.txt").write_text(report.result.table() + "\n")
         partial.rename(model)
     if not (out / "eval.json").exists():
-        b = stages.evaluate_model(config, str(model), read_gold(str(dev_b)), "B")
+        b = evaluate_model(config, str(model), read_gold(str(dev_b)), "B")
         (out / "eval.json").write_text(json.dumps({"B": scores(b)}, indent=1) + "\n")
     return str(model)
 
@@ -409,7 +406,7 @@ def weak_label_quality(rows_path: str, gold: Mapping[str, Sequence], labels: Seq
     with score >= 0.5 on the rows kept. A diagnostic only; nothing is chosen with it."""
     import pyarrow.parquet as pq
 
-    from pipelines.selection.evaluate import score
+    from pipelines import score
 
     rows = [r for r in pq.read_table(rows_path).to_pylist() if not str(r["doc_id"]).startswith("gold:")]
     counts: dict[str, int] = {}
@@ -441,10 +438,7 @@ def run_variant(work: Path, domain: str, variant: str, k: int, files: DomainFile
 
     from bench.crossner_data import load_source
     from bench.crossner_variants import VARIANTS, variant_config
-    from pipelines.data.read import read_gold
-    from pipelines.loop import stages
-    from pipelines.loop.self_training import SelfTraining
-    from pipelines.registry.tracking import use_experiment
+    from pipelines import NothingToTrain, SelfTraining, evaluate_model, read_corpus, read_gold, use_experiment
 
     out = seed_dir(work, domain) / f"{variant}-s{k}"
     if (out / "eval.json").exists():
@@ -482,14 +476,14 @@ def run_variant(work: Path, domain: str, variant: str, k: int, files: DomainFile
         if (domain, features.calibrated) not in cache:  # the start model on half A: the champion to beat
             cache[(domain, features.calibrated)] = job.evaluate(start)
         result = job.iteration(
-            1, start, start, None, stages.read_corpus(config), cache[(domain, features.calibrated)]
+            1, start, start, None, read_corpus(config), cache[(domain, features.calibrated)]
         )
     if result is None:
-        raise stages.NothingToTrain(f"{domain} {variant}-s{k}: the merge left no training rows")
+        raise NothingToTrain(f"{domain} {variant}-s{k}: the merge left no training rows")
     model = out / "model"
     shutil.rmtree(model, ignore_errors=True)
     shutil.copytree(result.model_path, model)
-    b = stages.evaluate_model(config, str(model), read_gold(str(files.dev_b)), "B")
+    b = evaluate_model(config, str(model), read_gold(str(files.dev_b)), "B")
     iteration = Path(job.root) / "iter_01"
     gold = {ex.text: ex.entities for ex in load_source(DATA, domain, "train")}
     model_config = json.loads((model / "gliner_config.json").read_text())
@@ -603,8 +597,7 @@ def phase2_tables(
 
 
 def run_phase2(args: argparse.Namespace, work: Path, files: Mapping[str, DomainFiles]) -> None:
-    from pipelines.loop.stages import NothingToTrain
-    from pipelines.runtime import ensure_ray
+    from pipelines import NothingToTrain, ensure_ray
 
     if not args.report_only:
         ensure_ray(None)
@@ -695,7 +688,7 @@ def main() -> None:
 
     import torch
 
-    from pipelines.runtime import ensure_ray
+    from pipelines import ensure_ray
 
     torch.set_num_threads(args.torch_threads)  # evaluation runs in this process
     if args.phase == 2:

@@ -54,7 +54,7 @@ def main() -> None:
     import ray
     import torch
 
-    from pipelines.config import PipelineConfig
+    from pipelines import PipelineConfig
     from pipelines.loop import self_training as st
 
     # stages the pipeline does not time itself (it times weak_label, merge and train per iteration)

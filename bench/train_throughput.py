@@ -66,13 +66,14 @@ def throughput_worker(args: argparse.Namespace) -> None:
     import torch
 
     from gliner_core import GLiNER
-    from pipelines.config import PipelineConfig, TrainConfig
-    from pipelines.runtime import backbone_path
-    from pipelines.training.batching import epoch_plan
-    from pipelines.training.train_worker import (
+    from pipelines import (
+        PipelineConfig,
+        TrainConfig,
         TrainingRows,
         TrainSpec,
         WorkerState,
+        backbone_path,
+        epoch_plan,
         linear_schedule,
         train_step,
     )
@@ -130,10 +131,7 @@ def f1_worker(args: argparse.Namespace) -> None:
 
     from gliner_core import GLiNER
     from gliner_core.data import load_crossner
-    from pipelines.config import PipelineConfig, TrainConfig
-    from pipelines.runtime import backbone_path
-    from pipelines.training.train_worker import TrainSpec
-    from pipelines.training.trainer import train_model
+    from pipelines import PipelineConfig, TrainConfig, TrainSpec, backbone_path, train_model
 
     def as_rows(examples, start=0):
         return [

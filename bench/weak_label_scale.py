@@ -171,11 +171,7 @@ def worker(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
     import ray
 
-    from pipelines.config import WeakLabelConfig
-    from pipelines.data.read import read_documents
-    from pipelines.data.storage import write_parquet
-    from pipelines.weak.prompt_views import MAIN_VIEW
-    from pipelines.weak.weak_label import weak_label
+    from pipelines import MAIN_VIEW, WeakLabelConfig, read_documents, weak_label, write_parquet
 
     actors = args.actors[0]
     ray.init(num_cpus=ray_cpus(args, actors), logging_level=logging.WARNING, include_dashboard=False)

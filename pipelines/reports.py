@@ -166,6 +166,17 @@ class SynthStageReport:
 
     report: Any  # synth.stage.SynthReport
 
+    @property
+    def rows(self) -> int:
+        return self.report.rows
+
+    @property
+    def output(self) -> str:
+        return self.report.output
+
+    def table(self) -> str:
+        return self.report.table()
+
     def summary(self) -> str:
         ok = sum(by_status.get("ok", 0) for by_status in self.report.counts.values())
         return f"{self.report.rows} LLM rows, {ok} ok, {sum(self.report.spans.values())} grounded spans"

@@ -16,31 +16,32 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow
 
-from gliner_core.gliner import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, check_label_prompts
+from gliner_core.processing import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, check_label_prompts
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
 from pipelines.data.gold import seed_training_rows
 from pipelines.data.read import read_gold
 from pipelines.data.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
 from pipelines.loop import stages
+from pipelines.loop.tracked import Report, run_stage
 from pipelines.registry.provenance import Provenance, job_provenance
 from pipelines.registry.tracking import (
     Registry,
     check_tracking,
     flatten,
     log_json,
-    log_report,
     own_tracking_env,
     tracking_uri,
     use_experiment,
 )
-from pipelines.reports import EvalReport, MergeReport, SynthStageReport
+from pipelines.reports import EvalReport, MergeReport
 from pipelines.runtime import ensure_ray
 from pipelines.selection.interpolation import interpolate_model
 from pipelines.selection.promotion import decide
@@ -105,17 +106,18 @@ class SelfTraining:
     def say(self, message: str) -> None:
         self.console.say(message)
 
+    def stage(self, name: str, stage: Callable[..., Report], *args: Any, **kwargs: Any) -> Report:
+        """A stage of the job: one console line, its report in the active MLflow run."""
+        return run_stage(self.console, name, stage, *args, **kwargs)
+
     # -- stages, tracked ------------------------------------------------------------------------
 
     def evaluate(self, model_path: str, sample: bool = False) -> EvalReport:
-        with self.console.stage("evaluate") as line:
-            rows = self.config.tracking.sample_predictions if sample else 0
-            report = stages.evaluate_model(self.config, model_path, self.dev, "dev", rows)
-            log_report(report)
-            line.done(report.summary())
+        """Dev scores (and test scores, when the job has a test set) of `model_path`."""
+        rows = self.config.tracking.sample_predictions if sample else 0
+        report = self.stage("evaluate", stages.evaluate_model, self.config, model_path, self.dev, "dev", rows)
         if self.test:
-            test = stages.evaluate_model(self.config, model_path, self.test, "test")
-            log_report(test)
+            self.stage("evaluate test", stages.evaluate_model, self.config, model_path, self.test, "test")
         return report
 
     def register(self, model_path: str, rows: str | None = None, merged: MergeReport | None = None) -> str:
@@ -125,30 +127,25 @@ class SelfTraining:
         return self.registry.register(model_path, self.labels, self.config.eval.threshold, provenance)
 
     def train(self, rows_path: str, start: str, folder: str, seed: bool = False, label_pool=()) -> str:
+        """Train from `start` on the rows; then mix the weights with the start's (iterations) and
+        calibrate the thresholds. Returns the checkpoint."""
         run = mlflow.active_run()
-        with self.console.stage("train") as line:
-            report = stages.train_on_rows(
-                self.config,
-                rows_path,
-                folder,
-                start,
-                settings=self.config.seed_train if seed else self.config.train,
-                label_pool=label_pool,
-                tracking=(self.uri, run.info.run_id) if run else None,
-            )
-            log_report(report)
-            line.done(report.summary())
+        trained = self.stage(
+            "train",
+            stages.train_on_rows,
+            self.config,
+            rows_path,
+            folder,
+            start,
+            settings=self.config.seed_train if seed else self.config.train,
+            label_pool=label_pool,
+            tracking=(self.uri, run.info.run_id) if run else None,
+        ).model_path
         if self.config.loop.interpolation and not seed:
-            with self.console.stage("interpolate") as line:
-                mixed = interpolate_model(self.config, start, report.model_path)
-                log_report(mixed)
-                line.done(mixed.summary())
+            self.stage("interpolate", interpolate_model, self.config, start, trained)
         if self.config.eval.calibrate:
-            with self.console.stage("calibrate") as line:
-                calibrated = stages.calibrate_model(self.config, report.model_path)
-                log_report(calibrated)
-                line.done(calibrated.summary())
-        return report.model_path
+            self.stage("calibrate", stages.calibrate_model, self.config, trained)
+        return trained
 
     def seed_model(self) -> str:
         """A model from the backbone, trained on the gold seed rows when there are any."""
@@ -191,11 +188,10 @@ class SelfTraining:
         if not isinstance(synth, SynthGenerate):
             return None
         output = f"{self.root}/synth_rows"
-        with mlflow.start_run(run_name="synth", nested=True), self.console.stage("synth") as line:
-            report = stages.synthesize_corpus(self.config, documents, synth.config, output, run_id=self.run)
-            tracked = SynthStageReport(report)
-            log_report(tracked)
-            line.done(tracked.summary())
+        with mlflow.start_run(run_name="synth", nested=True):
+            self.stage(
+                "synth", stages.synthesize_corpus, self.config, documents, synth.config, output, self.run
+            )
         return output
 
     def iteration(
@@ -203,16 +199,19 @@ class SelfTraining:
     ) -> IterationResult | None:
         """Weak-label → merge → train → evaluate → register → decide; None when the merge leaves no rows."""
         folder = f"{self.root}/iter_{k:02d}"
-        with self.console.stage("weak-label") as line:
-            weak = stages.weak_label_corpus(self.config, documents, current, f"{folder}/weak_labels")
-            log_report(weak)
-            line.done(weak.summary())
-        with self.console.stage("merge") as line:
-            merged = stages.merge_training_rows(
-                self.config, weak.path, f"{folder}/train_rows", synth, self.gold, iteration=k
-            )
-            log_report(merged)
-            line.done(merged.summary())
+        weak = self.stage(
+            "weak-label", stages.weak_label_corpus, self.config, documents, current, f"{folder}/weak_labels"
+        )
+        merged = self.stage(
+            "merge",
+            stages.merge_training_rows,
+            self.config,
+            weak.path,
+            f"{folder}/train_rows",
+            synth,
+            self.gold,
+            k,
+        )
         if merged.rows == 0:
             self.say(f"iteration {k}: no training rows (weak_label.threshold / merge.min_score too strict?)")
             return None

@@ -4,7 +4,7 @@ The command line runs them one by one (`synth`, `label`, `train`, `evaluate`); t
 loop (`pipelines.loop.self_training`) composes the same functions:
 
     read_corpus          corpus                 -> documents (lazy Ray Dataset)
-    synthesize_corpus    documents              -> synth rows (Parquet)             SynthReport
+    synthesize_corpus    documents              -> synth rows (Parquet)             SynthStageReport
     weak_label_corpus    documents + model      -> weak labels (Parquet)            WeakLabelReport
     merge_training_rows  weak labels (+ synth)  -> training rows (Parquet)          MergeReport
     train_on_rows        training rows + model  -> best checkpoint by dev F1        TrainReport
@@ -23,7 +23,7 @@ import ray
 import ray.data
 
 from gliner_core import GLiNER
-from pipelines.config import PipelineConfig, TrainConfig
+from pipelines.config import PipelineConfig, SourceConfig, TrainConfig
 from pipelines.data.gold import replay_sample, seed_training_rows
 from pipelines.data.read import read_documents, read_gold
 from pipelines.data.storage import (
@@ -36,12 +36,19 @@ from pipelines.data.storage import (
     save_model,
     write_parquet,
 )
-from pipelines.reports import CalibrationReport, EvalReport, MergeReport, TrainReport, WeakLabelReport
+from pipelines.reports import (
+    CalibrationReport,
+    EvalReport,
+    MergeReport,
+    SynthStageReport,
+    TrainReport,
+    WeakLabelReport,
+)
 from pipelines.runtime import backbone_path, ensure_ray
 from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold
 from pipelines.training.train_worker import StepHook, TrainSpec
 from pipelines.training.trainer import train_model
-from pipelines.weak.label_model import SourceConfig, fit_label_model
+from pipelines.weak.label_model import fit_label_model
 from pipelines.weak.merge import (
     TRAINING_SCHEMA,
     balance_batch,
@@ -52,6 +59,7 @@ from pipelines.weak.merge import (
     merge,
     score_quantile,
 )
+from pipelines.weak.prompt_views import configured_views
 from pipelines.weak.weak_label import weak_label
 
 
@@ -92,7 +100,7 @@ def synthesize_corpus(
     synth_config_path: str,
     output: str,
     run_id: str | None = None,
-):
+) -> SynthStageReport:
     """LLM labels for the corpus (tasks and engine from a synth config file) -> synth rows under `output`.
 
     NER tasks without labels take `data.labels`; a task naming other labels is refused here."""
@@ -103,7 +111,7 @@ def synthesize_corpus(
         config.data.labels, config.data.label_descriptions
     )
     check_writable(output)
-    return run_synth(documents, synth_config, output, run_id=run_id)
+    return SynthStageReport(run_synth(documents, synth_config, output, run_id=run_id))
 
 
 def weak_label_corpus(
@@ -112,7 +120,7 @@ def weak_label_corpus(
     """GLiNER (`model_path`) labels every document -> Parquet under `output`."""
     check_model(model_path)
     started = time.perf_counter()
-    views = config.weak_label.views.views(config.prompts(), config.data.label_synonyms)
+    views = configured_views(config.weak_label.views, config.prompts(), config.data.label_synonyms)
     labeled = weak_label(documents, model_path, views, config.weak_label, config.eval.threshold)
     path = write_parquet(labeled, output)
     stats = label_statistics(ray.data.read_parquet(path).select_columns(["spans"]).iter_rows())
@@ -130,7 +138,7 @@ def weak_label_corpus(
 
 def weak_sources(config: PipelineConfig) -> dict[str, list[str]]:
     """The weak-label stage's sources (GLiNER views, labeling functions) -> the labels each can give."""
-    views = config.weak_label.views.views(config.prompts(), config.data.label_synonyms)
+    views = configured_views(config.weak_label.views, config.prompts(), config.data.label_synonyms)
     scopes = {name: list(view) for name, view in views.items()}
     if config.weak_label.labeling_functions.enabled:
         from pipelines.weak.labeling_functions import LabelingFunctions

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 NO_TEACHER = "none"
 CHUNK = 1 << 20
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding pipelines/
 
 
 def git_commit(folder: str | Path = REPOSITORY) -> str:
