@@ -184,9 +184,11 @@ def read_report(path: str, text_field: str = "text") -> dict[str, int]:
     return {"documents": total["documents"], **{k: total[k] for k in READ_ISSUES}}
 
 
-def read_gold(path: str) -> list[dict]:
+def read_gold(path: str, all_fields: bool = False) -> list[dict]:
     """Gold rows (`{"text", "spans": [{"start", "end", "label"}]}`) from JSONL, local or at a URI; small,
-    read on the driver."""
+    read on the driver. Every row is checked (JSON, a text, spans inside it: else `ValueError` naming
+    the line). `all_fields` keeps each row as written (the review queue's `doc_id`, `annotator`,
+    `annotated_at`, ...) instead of `text` and `spans` alone."""
     from pipelines.data.storage import read_text
 
     rows = []
@@ -194,12 +196,15 @@ def read_gold(path: str) -> list[dict]:
     for number, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: not JSON ({error})") from error
         text = row.get("text")
         if not isinstance(text, str):
             raise ValueError(f"{path}:{number}: no text")
         for span in row.get("spans", []):
             if not 0 <= span["start"] < span["end"] <= len(text):
                 raise ValueError(f"{path}:{number}: span {span} outside the text")
-        rows.append({"text": text, "spans": row.get("spans", [])})
+        rows.append(row if all_fields else {"text": text, "spans": row.get("spans", [])})
     return rows

@@ -3,7 +3,9 @@
 Local output is checked before any work (`check_writable`: a clear error for a read-only or full
 disk; for a URI a probe object is written and removed, so a missing bucket or refused credentials
 fail first too) and written atomically (`write_parquet`: shards go to a staging folder that is
-renamed into place only when every shard is written, so a failed write leaves no partial output).
+renamed into place only when every shard is written, so a failed write leaves no partial output;
+`write_text`: a temporary file beside the target, renamed over it). `parquet_dataset` reads a
+Parquet file or folder, local or at a URI, on the driver.
 
 Folders on object storage (`s3://bucket/run/...`; endpoint and keys from the usual AWS variables,
 e.g. `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`) work wherever a local folder
@@ -105,13 +107,36 @@ def read_text(path: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
+    """`text` at `path`, whole or not at all: locally a temporary file beside it renamed over it (a
+    reader never sees half a file, a failed write leaves the old one); at a URI one upload (an object
+    appears when its upload completes)."""
     if not is_uri(path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")  # mode from the umask
+        try:
+            with open(tmp, "x", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return
     fs, inner = filesystem(path)
     with fs.open_output_stream(inner) as f:
         f.write(text.encode("utf-8"))
+
+
+def parquet_dataset(path: str):
+    """A `pyarrow.dataset.Dataset` over a Parquet file or folder of shards, local or at a URI, for reading
+    on the driver (columns and row filters pushed down); `FileNotFoundError` when nothing is there."""
+    import pyarrow.dataset as pads
+    import pyarrow.fs
+
+    fs, inner = filesystem(path)
+    if fs.get_file_info(inner).type == pyarrow.fs.FileType.NotFound:
+        raise FileNotFoundError(f"no Parquet at {redact_uri(path)}")
+    return pads.dataset(inner, format="parquet", filesystem=fs)
 
 
 def copy_tree(source: str, target: str) -> str:
@@ -209,6 +234,7 @@ __all__ = [
     "is_no_space",
     "is_uri",
     "local_copy",
+    "parquet_dataset",
     "read_text",
     "save_model",
     "write_text",
