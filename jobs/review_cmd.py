@@ -1,4 +1,4 @@
-"""`gliner-selftrain review push|pull`: the review queue in Label Studio (see pipelines/ops/review.py).
+"""`gliner-selftrain review push|pull`: the review queue in Label Studio (see pipelines/ops/review/).
 
     review push --labels RUN/iter_01/weak_labels [--labels SYNTH_ROWS] [--rows RUN/iter_01/train_rows]
     review pull --output data/review_gold.jsonl
@@ -114,7 +114,13 @@ def push_command(
     where the aggregated probability is uncertain, or where the model is unsure; within --budget, the
     flagged labels take turns. Documents already in the project or in review.gold are skipped.
     """
-    from pipelines.ops import review
+    from pipelines import (
+        connect_label_studio,
+        gold_doc_ids,
+        push_for_review,
+        read_review_documents,
+        select_for_review,
+    )
 
     cfg, settings = review_settings(
         config,
@@ -129,25 +135,23 @@ def push_command(
             raise UserError(f"labels not found: {path} (Parquet file or folder)")
     if dry_run:
         with label_studio_errors(settings.label_studio.url):
-            documents, _ = review.read_review_documents(labels, rows)
-        chosen = review.select_for_review(
-            documents, settings, exclude=review.gold_doc_ids(settings.gold), seed=cfg.seed
-        )
+            documents, _ = read_review_documents(labels, rows)
+        chosen = select_for_review(documents, settings, exclude=gold_doc_ids(settings.gold), seed=cfg.seed)
         typer.echo(f"{len(chosen)} of {len(documents)} documents selected (budget {settings.budget}):")
         for c in chosen:
             typer.echo(f"  {c.doc_id}\t{c.priority:.2f}\t{c.turn_label}\t{dict(c.kinds())}")
         return
     lsc = settings.label_studio
     with label_studio_errors(lsc.url):
-        client = review.connect(lsc)
-        report = review.push(
+        client = connect_label_studio(lsc)
+        report = push_for_review(
             client,
             labels,
             names,
             settings,
             model_version,
             rows,
-            exclude=review.gold_doc_ids(settings.gold),
+            exclude=gold_doc_ids(settings.gold),
             seed=cfg.seed,
         )
     typer.echo(
@@ -169,7 +173,7 @@ def pull_command(
 ) -> None:
     """Fetch completed annotations as gold rows ({"doc_id", "text", "spans", "annotator", "annotated_at"}),
     merged into --output by doc_id (the latest annotation of a document wins)."""
-    from pipelines.ops import review
+    from pipelines import connect_label_studio, merge_gold, pull_annotations
 
     cfg, settings = review_settings(
         config, overrides, **{"label_studio.url": url, "label_studio.project": project}
@@ -179,9 +183,9 @@ def pull_command(
         raise UserError("no output: give --output FILE.jsonl (or review.gold in the config)")
     lsc = settings.label_studio
     with label_studio_errors(lsc.url):
-        client = review.connect(lsc)
-        report = review.pull(client, lsc.project, cfg.data.labels)
-        added, replaced = review.merge_gold(target, report.rows)
+        client = connect_label_studio(lsc)
+        report = pull_annotations(client, lsc.project, cfg.data.labels)
+        added, replaced = merge_gold(target, report.rows)
     typer.echo(
         f"{report.annotated} of {report.tasks} task(s) annotated -> {len(report.rows)} gold row(s), "
         f"{report.spans} span(s); {added} added, {replaced} updated in {target}"

@@ -122,6 +122,13 @@ _EXPORTS = {
     "DriftMonitor": "pipelines.ops.drift",
     "write_reference": "pipelines.ops.drift",
     "load_drift_job": "pipelines.ops.drift",
+    "read_review_documents": "pipelines.ops.review",
+    "select_for_review": "pipelines.ops.review",
+    "gold_doc_ids": "pipelines.ops.review",
+    "merge_gold": "pipelines.ops.review",
+    "connect_label_studio": "pipelines.ops.review",
+    "push_for_review": "pipelines.ops.review",
+    "pull_annotations": "pipelines.ops.review",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -182,6 +189,15 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     )
     from pipelines.loop.tracked import run_stage
     from pipelines.ops.drift import DriftMonitor, load_drift_job, write_reference
+    from pipelines.ops.review import (
+        connect_label_studio,
+        gold_doc_ids,
+        merge_gold,
+        pull_annotations,
+        push_for_review,
+        read_review_documents,
+        select_for_review,
+    )
     from pipelines.ops.serving import (
         FORMATS,
         QUANTIZATIONS,
