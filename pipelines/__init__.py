@@ -103,8 +103,8 @@ _EXPORTS = {
     "guard_losses": "pipelines.selection.promotion",
     # the registry
     "use_experiment": "pipelines.registry.tracking",
-    "lineage": "pipelines.registry.tracking",
-    "format_lineage": "pipelines.registry.tracking",
+    "lineage": "pipelines.registry.lineage",
+    "format_lineage": "pipelines.registry.lineage",
     "tracking_uri": "pipelines.registry.tracking",
     "git_commit": "pipelines.registry.provenance",
     "resolve_model": "pipelines.registry.model_source",
@@ -206,6 +206,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         default_folder,
         export_for_serving,
     )
+    from pipelines.registry.lineage import format_lineage, lineage
     from pipelines.registry.model_source import (
         ModelSourceError,
         ResolvedModel,
@@ -214,7 +215,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         resolve_model,
     )
     from pipelines.registry.provenance import git_commit
-    from pipelines.registry.tracking import format_lineage, lineage, tracking_uri, use_experiment
+    from pipelines.registry.tracking import tracking_uri, use_experiment
     from pipelines.reports import (
         CalibrationReport,
         EvalReport,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import GoldSource, PipelineConfig
@@ -110,3 +111,25 @@ def replay_sample(rows: Sequence[Mapping], n: int, seed: int, iteration: int) ->
         rng.shuffle(batch)
         order.extend(batch)
     return order[:n]
+
+
+@dataclass
+class JobGold:
+    """The gold rows a job holds in memory: what it scores on, and what it replays."""
+
+    dev: list[dict]  # `data.dev_gold`: model selection and promotion
+    test: list[dict] | None  # `data.test_gold`, when given: reported, never chosen on
+    replay: list[dict]  # the seed's gold training rows, replayed in each iteration (`loop.replay`)
+    replay_labels: list[str]  # their labels: negatives for rows without a label set
+
+
+def job_gold(config: PipelineConfig) -> JobGold:
+    """Read the job's dev and test sets and, when it replays gold, its seed rows."""
+    data = config.data
+    replay, labels = seed_training_rows(config) if config.loop.replay and data.seed_gold else ([], [])
+    return JobGold(
+        dev=read_gold(data.dev_gold),
+        test=read_gold(data.test_gold) if data.test_gold else None,
+        replay=replay,
+        replay_labels=labels,
+    )

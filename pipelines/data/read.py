@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from typing import Any
 import pyarrow as pa
 import ray.data
 
-from gliner_core.gliner import clean_text
-from pipelines.data.storage import files_in, is_dir, is_uri
+from gliner_core.text import clean_text
+from pipelines.data.storage import folder_names, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def text_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def detect_format(path: str) -> str:
+def detect_format(path: str, names: Sequence[str] | None) -> str:
+    """The corpus format of `path` by its suffix, or for a folder by the names of its files (`names`,
+    None for a file)."""
     suffix = Path(path.rstrip("/")).suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         return "jsonl"
@@ -48,12 +51,12 @@ def detect_format(path: str) -> str:
         return "parquet"
     if suffix in (".csv", ".tsv"):
         return "csv"
-    if is_dir(path):
-        if not is_uri(path) and (Path(path) / "dataset_info.json").exists():
+    if names is not None:
+        if "dataset_info.json" in names and not is_uri(path):
             return "hf"
-        if files_in(path, ".parquet"):
+        if any(name.endswith(".parquet") for name in names):
             return "parquet"
-        if files_in(path, ".jsonl"):
+        if any(name.endswith(".jsonl") for name in names):
             return "jsonl"
     raise ValueError(f"cannot tell the format of {path}: give corpus_format (jsonl, parquet, csv, hf)")
 
@@ -77,9 +80,11 @@ def read_documents(
     """The corpus as a Ray Dataset of documents (lazy: nothing is read until a stage runs)."""
     if not is_uri(path) and not Path(path).exists():
         raise FileNotFoundError(f"corpus not found: {path}")
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    names = folder_names(path)  # None: a file
+    fmt = detect_format(path, names) if fmt == "auto" else fmt
     if fmt == "jsonl" and not path.endswith(".json"):
-        files = ray.data.read_binary_files(path, include_paths=True, file_extensions=_extensions(path))
+        extensions = JSONL_EXTENSIONS if names is not None else None
+        files = ray.data.read_binary_files(path, include_paths=True, file_extensions=extensions)
         ds = files.map_batches(
             partial(jsonl_documents, text_field=text_field, source=path), batch_format="pyarrow", batch_size=1
         )
@@ -101,10 +106,6 @@ def read_documents(
     if limit is not None:
         ds = ds.limit(limit)
     return ds.map_batches(partial(to_documents, text_field=text_field, source=path), batch_format="pyarrow")
-
-
-def _extensions(path: str) -> list[str] | None:
-    return JSONL_EXTENSIONS if is_dir(path) else None
 
 
 def parse_jsonl(data: bytes, text_field: str) -> tuple[list[dict[str, Any]], Counter[str], list[str]]:

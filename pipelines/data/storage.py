@@ -17,13 +17,16 @@ for the code that can only read local files (transformers, MLflow's model loggin
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import ray.data
 
@@ -96,6 +99,13 @@ def files_in(path: str, suffix: str) -> list[str]:
     scheme = path.split("://", 1)[0]
     files = [i.path for i in infos if i.type == pyarrow.fs.FileType.File and i.path.endswith(suffix)]
     return sorted(f"{scheme}://{name}" for name in files)
+
+
+def folder_names(path: str) -> list[str] | None:
+    """The names of the files directly in the folder `path` (local or URI), or None when it is no folder."""
+    if not is_dir(path):
+        return None
+    return [Path(file).name for file in files_in(path, "")]
 
 
 def read_text(path: str) -> str:
@@ -244,3 +254,99 @@ __all__ = [
     "resolve",
     "write_parquet",
 ]
+
+
+# -- what a dataset holds: a digest of its content and its row count (for provenance) ---------------
+
+DatasetKind = Literal["auto", "jsonl", "parquet", "csv", "hf"]  # a corpus format (`data.corpus_format`)
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    digest: str  # 16 hex digits naming the content (see `content_digest`)
+    rows: int | None  # rows, when they can be counted cheaply (None for a URI's JSONL, an HF dataset...)
+
+
+def describe(datasets: Sequence[tuple[str, DatasetKind]]) -> list[DatasetFacts]:
+    """Digest and row count of each (path, kind): a JSONL file or folder, Parquet, a corpus of either
+    (`auto`), or a Hugging Face dataset id (`hf`: its name is all there is to hash)."""
+    facts = []
+    for path, kind in datasets:
+        if kind == "hf":
+            facts.append(DatasetFacts(hashlib.sha256(path.encode()).hexdigest()[:16], None))
+            continue
+        rows = (
+            parquet_rows(path)
+            if _is_parquet(path, kind)
+            else jsonl_rows(path)
+            if _is_jsonl(path, kind)
+            else None
+        )
+        facts.append(DatasetFacts(content_digest(path), rows))
+    return facts
+
+
+def _suffixes(path: str) -> set[str]:
+    local = Path(resolve(path))
+    return {local.suffix} if local.is_file() else {p.suffix for p in local.rglob("*") if p.is_file()}
+
+
+def _is_jsonl(path: str, kind: DatasetKind) -> bool:
+    return kind == "jsonl" or (kind == "auto" and not is_uri(path) and _suffixes(path) == {".jsonl"})
+
+
+def _is_parquet(path: str, kind: DatasetKind) -> bool:
+    return kind == "parquet" or (kind == "auto" and not is_uri(path) and _suffixes(path) == {".parquet"})
+
+
+def content_digest(path: str) -> str:
+    """16 hex digits naming the content of a file or folder (see the module docstring)."""
+    digest = hashlib.sha256()
+    if is_uri(path):
+        fs, root = filesystem(path)
+        from pyarrow import fs as pafs
+
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+        infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(pafs.FileSelector(root, True))
+        for item in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
+            digest.update(json.dumps([item.path.removeprefix(root), item.size, str(item.mtime)]).encode())
+        return digest.hexdigest()[:16]
+    local = Path(resolve(path))
+    if not local.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+    for file in files:
+        relative = file.relative_to(local.parent if local.is_file() else local)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # partial uploads, lock files
+        digest.update(str(relative).encode() + b"\0")
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def jsonl_rows(path: str) -> int | None:
+    """Non-blank lines of a local JSONL file or folder of them (None for a URI)."""
+    if is_uri(path):
+        return None
+    local = Path(resolve(path))
+    files = [local] if local.is_file() else sorted(local.rglob("*.jsonl"))
+    count = 0
+    for file in files:
+        with file.open(encoding="utf-8", errors="replace") as handle:
+            count += sum(1 for line in handle if line.strip())
+    return count
+
+
+def parquet_rows(path: str) -> int | None:
+    import pyarrow.dataset as ds
+
+    try:
+        fs, root = filesystem(path)
+        return int(ds.dataset(root, format="parquet", filesystem=fs).count_rows())
+    except (OSError, ValueError):
+        return None

@@ -13,7 +13,6 @@ output included) is `<storage>/<run>/job.log`, also kept in MLflow.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,21 +25,13 @@ import mlflow
 from gliner_core.processing import COMMON_SPECIAL_TOKENS, RESERVED_LABEL_TOKENS, check_label_prompts
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
 from pipelines.console import Console
-from pipelines.data.gold import seed_training_rows
-from pipelines.data.read import read_gold
-from pipelines.data.storage import check_writable, copy_tree, is_uri, redact_config, redact_uri, resolve
+from pipelines.data.gold import job_gold
+from pipelines.data.storage import check_writable, copy_tree, is_uri, redact_uri, resolve
 from pipelines.loop import stages
 from pipelines.loop.tracked import Report, run_stage
-from pipelines.registry.provenance import Provenance, job_provenance
-from pipelines.registry.tracking import (
-    Registry,
-    check_tracking,
-    flatten,
-    log_json,
-    own_tracking_env,
-    tracking_uri,
-    use_experiment,
-)
+from pipelines.registry.models import Registry
+from pipelines.registry.provenance import Provenance
+from pipelines.registry.tracking import log_job, own_tracking_env, use_experiment
 from pipelines.reports import EvalReport, MergeReport
 from pipelines.runtime import ensure_ray
 from pipelines.selection.interpolation import interpolate_model
@@ -89,19 +80,16 @@ class SelfTraining:
         check_writable(self.storage)  # a read-only or full disk fails here, before Ray, MLflow or any work
         self.run = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.root = f"{self.storage.rstrip('/')}/{self.run}"
-        self.uri = tracking_uri(config.tracking.tracking_uri, config.storage_path)
-        self.registry = Registry(self.uri, config.tracking.registered_model, config.tracking.champion_alias)
-        check_tracking(self.uri)  # refused credentials or an unreachable server: before any work
+        self.registry = Registry.open(config)  # refused credentials or an unreachable server: before any work
+        self.uri = self.registry.uri
         self.console = console or Console()
         self.run_id: str | None = None  # the MLflow parent run, once started
-        self.dev = read_gold(config.data.dev_gold)
-        self.test = read_gold(config.data.test_gold) if config.data.test_gold else None
+        gold = job_gold(config)
+        self.dev, self.test = gold.dev, gold.test
+        self.gold = gold.replay  # seed gold rows replayed in each iteration (`loop.replay`)
+        self.gold_labels = gold.replay_labels  # their labels: negatives for rows without a label set
         self.provenance: Provenance | None = None  # datasets, teacher, code and config: `log_job`
         self.seed_rows: str | None = None  # the seed model's training rows, once written
-        self.gold: list[dict] = []  # seed gold rows replayed in each iteration (`loop.replay`)
-        self.gold_labels: list[str] = []  # their labels: negatives for rows without a label set
-        if config.loop.replay and config.data.seed_gold:
-            self.gold, self.gold_labels = seed_training_rows(config)
 
     def say(self, message: str) -> None:
         self.console.say(message)
@@ -220,9 +208,7 @@ class SelfTraining:
         report = self.evaluate(trained, sample=True)
         version = self.register(trained, merged.path, merged)
         decision = decide(report, champion, self.config.loop)
-        self.registry.record_decision(version, decision.promote, decision.reason)
-        if decision.promote:
-            self.registry.promote(version, report.micro_f1)
+        self.registry.decide(version, decision.promote, decision.reason, report.micro_f1)
         self.say(f"iteration {k}: {'promoted' if decision.promote else 'not promoted'}: {decision.reason}")
         seconds = {"weak_label": weak.seconds, "merge": merged.seconds}
         mlflow.log_metrics({f"seconds_{name}": value for name, value in seconds.items()})
@@ -249,24 +235,6 @@ class SelfTraining:
         mlflow.log_metric("champion_dev_micro_f1", report.micro_f1, step=0)
         return report
 
-    def log_job(self, run_id: str) -> None:
-        """The job's resolved config (credentials redacted), labels and fingerprint on its parent run."""
-        public = redact_config(self.config.model_dump(mode="json"))
-        assert isinstance(public, dict)
-        mlflow.log_params(flatten(public))
-        mlflow.log_params(
-            {
-                "labels": json.dumps(list(self.labels)),
-                "dev_rows": len(self.dev),
-                "config_fingerprint": self.config.fingerprint(),
-            }
-        )
-        log_json(public, "config.json")
-        self.provenance = job_provenance(self.config)
-        log_json([d.to_dict() for d in self.provenance.datasets], "datasets.json")
-        self.run_id = run_id
-        self.say(f"MLflow run {run_id} at {redact_uri(self.uri)}")
-
     # -- the loop -------------------------------------------------------------------------------
 
     def run_loop(self) -> RunSummary:
@@ -275,7 +243,9 @@ class SelfTraining:
         use_experiment(cfg.tracking.experiment, self.uri, cfg.storage_path)
         documents = stages.read_corpus(cfg)
         with mlflow.start_run(run_name=self.run) as parent:
-            self.log_job(parent.info.run_id)
+            self.provenance = log_job(cfg, list(self.labels), len(self.dev))
+            self.run_id = parent.info.run_id
+            self.say(f"MLflow run {self.run_id} at {redact_uri(self.uri)}")
             current, version = self.start_model()
             start = best = self.start_report(current, version)
             start_path, best_path, stale = current, current, 0

@@ -97,8 +97,8 @@ def export_for_serving(
         from mlflow.tracking import MlflowClient
 
         from pipelines.data.storage import redact_uri
+        from pipelines.registry.lineage import log_serving_export
         from pipelines.registry.model_source import first_line
-        from pipelines.registry.tracking import log_serving_export
 
         where = registry_uri(config)
         client = MlflowClient(tracking_uri=where, registry_uri=where)

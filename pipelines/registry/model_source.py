@@ -10,7 +10,7 @@
 The registry is the config's (`tracking.tracking_uri`, else $MLFLOW_TRACKING_URI, else the SQLite file
 under `storage_path`, see `tracking.tracking_uri`). A registered model comes back with the labels
 (label -> prompt) and threshold it was registered with (`settings.json` beside the checkpoint, see
-`tracking.log_model`). With a local artifact store (the default) the checkpoint is read in place;
+`models.log_model`). With a local artifact store (the default) the checkpoint is read in place;
 from a remote one it is downloaded once per version into `<storage_path>/models/`. A hub id is
 fetched through the Hugging Face cache (which `HF_HUB_OFFLINE=1` limits to what is already there).
 A folder at a URI (`s3://…`, any pyarrow filesystem) is downloaded once into the local cache
@@ -177,12 +177,9 @@ def first_line(error: BaseException) -> str:
 def registry_uri(config: PipelineConfig) -> str:
     """The config's tracking URI; fails (without creating anything) when the default SQLite store
     does not exist yet."""
-    configured = config.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not configured and not is_uri(config.storage_path) and not Path(resolve(config.storage_path)).is_dir():
-        raise ModelSourceError(f"no model registry yet (no {resolve(config.storage_path)}): {FIRST_RUN}")
     from pipelines.registry.tracking import tracking_uri
 
-    uri = tracking_uri(configured, config.storage_path)
+    uri = tracking_uri(config.tracking.tracking_uri, config.storage_path, create=False)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ModelSourceError(f"no model registry yet (no {uri.removeprefix('sqlite:///')}): {FIRST_RUN}")
     return uri
@@ -298,7 +295,7 @@ def _user_cache() -> Path:
 
 
 def _pyfunc_layout(root: Path, description: str) -> tuple[Path, dict]:
-    """(checkpoint folder, settings) of a model logged by `tracking.log_model`: the `gliner` and
+    """(checkpoint folder, settings) of a model logged by `models.log_model`: the `gliner` and
     `settings` artifacts named in its MLmodel file."""
     import yaml
 

@@ -2,7 +2,7 @@
 
     provenance = job_provenance(config)                       # once per job
     record = provenance.for_model(train_rows, merged_report)  # per registered version
-    # pipelines.registry.tracking.log_provenance(...) sends it: dataset inputs on the registering run,
+    # pipelines.registry.models.Registry.register sends it: dataset inputs on the registering run,
     # tags on the model version
 
 Datasets carry a digest of their content: a local file or folder is hashed file by file (names and
@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import PipelineConfig, SynthGenerate, SynthRows
-from pipelines.data.storage import filesystem, is_uri, resolve
+from pipelines.data.storage import DatasetFacts, DatasetKind, describe
 
 if TYPE_CHECKING:
     from pipelines.reports import MergeReport
 
 NO_TEACHER = "none"
-CHUNK = 1 << 20
 REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout holding pipelines/
 
 
@@ -63,94 +62,33 @@ class DatasetRecord:
         )
 
 
-def content_digest(path: str) -> str:
-    """16 hex digits naming the content of a file or folder (see the module docstring)."""
-    digest = hashlib.sha256()
-    if is_uri(path):
-        fs, root = filesystem(path)
-        from pyarrow import fs as pafs
-
-        info = fs.get_file_info(root)
-        if info.type == pafs.FileType.NotFound:
-            raise FileNotFoundError(f"no such file or folder: {path}")
-        infos = [info] if info.type == pafs.FileType.File else fs.get_file_info(pafs.FileSelector(root, True))
-        for item in sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path):
-            digest.update(json.dumps([item.path.removeprefix(root), item.size, str(item.mtime)]).encode())
-        return digest.hexdigest()[:16]
-    local = Path(resolve(path))
-    if not local.exists():
-        raise FileNotFoundError(f"no such file or folder: {path}")
-    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
-    for file in files:
-        relative = file.relative_to(local.parent if local.is_file() else local)
-        if any(part.startswith(".") for part in relative.parts):
-            continue  # partial uploads, lock files
-        digest.update(str(relative).encode() + b"\0")
-        with file.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
+def record(context: str, path: str, facts: DatasetFacts, name: str | None = None) -> DatasetRecord:
+    return DatasetRecord(context, name or Path(path.rstrip("/")).name or path, path, facts.digest, facts.rows)
 
 
-def jsonl_rows(path: str) -> int | None:
-    """Non-blank lines of a local JSONL file or folder of them (None for a URI)."""
-    if is_uri(path):
-        return None
-    local = Path(resolve(path))
-    files = [local] if local.is_file() else sorted(local.rglob("*.jsonl"))
-    count = 0
-    for file in files:
-        with file.open(encoding="utf-8", errors="replace") as handle:
-            count += sum(1 for line in handle if line.strip())
-    return count
-
-
-def parquet_rows(path: str) -> int | None:
-    import pyarrow.dataset as ds
-
-    try:
-        fs, root = filesystem(path)
-        return int(ds.dataset(root, format="parquet", filesystem=fs).count_rows())
-    except (OSError, ValueError):
-        return None
-
-
-def gold_record(path: str, context: str, name: str | None = None) -> DatasetRecord:
-    name = name or Path(path.rstrip("/")).name
-    return DatasetRecord(context, name, path, content_digest(path), jsonl_rows(path))
-
-
-def rows_record(path: str, context: str = "training", name: str | None = None) -> DatasetRecord:
+def rows_record(path: str, context: str = "training") -> DatasetRecord:
     """Parquet rows (training rows, synth rows)."""
-    name = name or Path(path.rstrip("/")).name
-    return DatasetRecord(context, name, path, content_digest(path), parquet_rows(path))
+    return record(context, path, describe([(path, "parquet")])[0])
 
 
-def corpus_rows(config: PipelineConfig) -> int | None:
-    """Documents in a local JSONL or Parquet corpus (None for other formats and URIs)."""
+def job_datasets(config: PipelineConfig) -> list[DatasetRecord]:
+    """The datasets every model of the job depends on: corpus, gold sets, given LLM rows."""
     data = config.data
-    if is_uri(data.corpus):
-        return None
-    local = Path(resolve(data.corpus))
-    suffixes = {local.suffix} if local.is_file() else {p.suffix for p in local.rglob("*") if p.is_file()}
-    if data.corpus_format == "jsonl" or (data.corpus_format == "auto" and suffixes == {".jsonl"}):
-        return jsonl_rows(data.corpus)
-    if data.corpus_format == "parquet" or (data.corpus_format == "auto" and suffixes == {".parquet"}):
-        return parquet_rows(data.corpus)
-    return None
-
-
-def corpus_record(config: PipelineConfig) -> DatasetRecord:
-    data = config.data
-    name = Path(data.corpus.rstrip("/")).name or data.corpus
-    if data.corpus_format == "hf":  # a hub dataset id: its name is all there is to hash here
-        digest = hashlib.sha256(data.corpus.encode()).hexdigest()[:16]
-        return DatasetRecord("corpus", name, data.corpus, digest, data.max_documents)
-    rows = corpus_rows(config)
+    wanted: list[tuple[str, str, DatasetKind]] = [("corpus", data.corpus, data.corpus_format)]
+    wanted += [("seed_gold", source.path, "jsonl") for source in data.seed_gold]
+    wanted.append(("dev", data.dev_gold, "jsonl"))
+    if data.test_gold:
+        wanted.append(("test", data.test_gold, "jsonl"))
+    if isinstance(config.synth, SynthRows):
+        wanted.append(("synth", config.synth.rows, "parquet"))
+    facts = describe([(path, kind) for _, path, kind in wanted])
+    records = [record(context, path, f) for (context, path, _), f in zip(wanted, facts, strict=True)]
     if data.max_documents is not None:  # the job reads only the first N
-        rows = min(rows, data.max_documents) if rows is not None else data.max_documents
-    return DatasetRecord("corpus", name, data.corpus, content_digest(data.corpus), rows)
+        rows = records[0].rows
+        records[0] = replace(
+            records[0], rows=min(rows, data.max_documents) if rows is not None else data.max_documents
+        )
+    return records
 
 
 def teacher_tags(config: PipelineConfig) -> dict[str, str]:
@@ -213,13 +151,7 @@ class Provenance:
 
 def job_provenance(config: PipelineConfig) -> Provenance:
     """What every model of this job shares: corpus, gold sets, teacher, label model, code and config."""
-    datasets = [corpus_record(config)]
-    datasets += [gold_record(source.path, "seed_gold") for source in config.data.seed_gold]
-    datasets.append(gold_record(config.data.dev_gold, "dev"))
-    if config.data.test_gold:
-        datasets.append(gold_record(config.data.test_gold, "test"))
-    if isinstance(config.synth, SynthRows):
-        datasets.append(rows_record(config.synth.rows, "synth"))
+    datasets = job_datasets(config)
     tags = {
         **teacher_tags(config),
         **label_model_tags(config),

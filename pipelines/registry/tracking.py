@@ -1,10 +1,11 @@
-"""MLflow: runs, params, the model as a pyfunc in the registry, the champion alias, each version's
-provenance (dataset inputs and tags, `lineage` reads them back) and its serving export.
+"""MLflow runs: where MLflow is (the one tracking-URI rule), the experiment, and what a job and its
+stages log into their runs (the job's config and datasets, each stage report's metrics and artifacts).
 
 The tracking URI is a server (`http://mlflow:5000`, credentials from MLFLOW_TRACKING_USERNAME /
 MLFLOW_TRACKING_PASSWORD), a database URI, or by default a SQLite file beside a local
 `storage_path`. `check_tracking` asks a server once before any work, so that refused credentials or
-a wrong address end the job at its start, not after training.
+a wrong address end the job at its start, not after training. The registered models and their
+lineage are `pipelines.registry.models` and `pipelines.registry.lineage`.
 """
 
 from __future__ import annotations
@@ -13,26 +14,25 @@ import contextlib
 import json
 import os
 import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.pyfunc
-from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
-from pydantic import BaseModel
 
-from pipelines.data.storage import is_uri, local_copy, redact_uri, resolve
-from pipelines.registry.provenance import DatasetRecord, Provenance
+from pipelines.config import PipelineConfig
+from pipelines.data.storage import is_uri, redact_config, redact_uri, resolve
+from pipelines.registry.provenance import Provenance, job_provenance
 from pipelines.reports import Tracked
 
 MAX_PARAM_LENGTH = 6000
 
 
-def tracking_uri(configured: str | None, storage_path: str) -> str:
-    """Configured URI, else $MLFLOW_TRACKING_URI, else a SQLite file beside the run data (absolute path)."""
+def tracking_uri(configured: str | None, storage_path: str, create: bool = True) -> str:
+    """The one rule for where MLflow is: the configured URI, else $MLFLOW_TRACKING_URI, else a SQLite file
+    beside the run data (absolute path). With `create=False` a missing storage folder is not made (the
+    caller checks whether the store exists)."""
     if configured:
         return configured
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -43,7 +43,8 @@ def tracking_uri(configured: str | None, storage_path: str) -> str:
             "SQLite file beside it: set tracking.tracking_uri (or MLFLOW_TRACKING_URI) to an MLflow server"
         )
     folder = Path(resolve(storage_path))
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
@@ -155,297 +156,16 @@ def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
 
 
-class TextRow(BaseModel):
-    text: str  # other fields (a DataFrame's other columns, e.g. an id) are ignored
-
-
-class PredictedEntity(BaseModel):
-    start: int  # character offsets into the text, end exclusive
-    end: int
-    text: str
-    label: str
-    score: float
-
-
-class Prediction(BaseModel):
-    text: str
-    entities: list[PredictedEntity]
-
-
-class GLiNERPyfunc(PythonModel):
-    """Texts in, entities out: `predict(DataFrame with a "text" column)` (or `[{"text": …}, …]`) ->
-    one `Prediction` per row. The type hints give the registered model its signature; `params`
-    may override `labels` (default: the registered ones, with their prompts) and `threshold`."""
-
-    def load_context(self, context) -> None:
-        from gliner_core import GLiNER
-
-        self.model = GLiNER.from_pretrained(context.artifacts["gliner"])
-        self.settings = json.loads(Path(context.artifacts["settings"]).read_text())
-
-    def predict(
-        self, context, model_input: list[TextRow], params: dict[str, Any] | None = None
-    ) -> list[Prediction]:
-        params = params or {}
-        known: dict[str, str] = self.settings["labels"]  # label -> prompt
-        asked = params.get("labels") or list(known)
-        labels = {str(label): known.get(str(label), str(label)) for label in asked}
-        threshold: float | None = float(params.get("threshold", self.settings["threshold"]))
-        if self.settings.get("calibrated") and threshold == self.settings["threshold"]:
-            threshold = None  # not asked for another: the checkpoint's calibrated per-label thresholds
-        texts = [row.text for row in model_input]
-        found = self.model.batch_predict_entities(texts, labels, threshold=threshold)
-        return [
-            Prediction(text=text, entities=[PredictedEntity(**e) for e in entities])
-            for text, entities in zip(texts, found, strict=True)
-        ]
-
-
-def log_model(model_dir: str, labels: Mapping[str, str], threshold: float, registered_model: str) -> str:
-    """Log the checkpoint as a pyfunc model in the active run and register it; returns the version."""
-    with tempfile.TemporaryDirectory() as directory:
-        settings = Path(directory) / "settings.json"
-        calibrated = _calibrated_thresholds(model_dir)
-        settings.write_text(
-            json.dumps({"labels": dict(labels), "threshold": threshold, "calibrated": bool(calibrated)})
-        )
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=GLiNERPyfunc(),
-            artifacts={"gliner": local_copy(model_dir), "settings": str(settings)},
-            registered_model_name=registered_model,
-            # the example's params become the signature's params, their defaults the registered ones
-            input_example=(
-                [{"text": "Ada Lovelace met Charles Babbage in London."}],
-                {"labels": list(labels), "threshold": float(threshold)},
-            ),
-            pip_requirements=["gliner-selftrain", "torch", "transformers", "safetensors", "pandas"],
-        )
-    version = str(info.registered_model_version)
-    if calibrated:  # the thresholds it predicts with, on the model version
-        client = MlflowClient()
-        for label, value in calibrated.items():
-            client.set_model_version_tag(registered_model, version, f"threshold/{label}", f"{value:.3f}")
-    return version
-
-
-def _calibrated_thresholds(model_dir: str) -> dict[str, float]:
-    config = json.loads((Path(local_copy(model_dir)) / "gliner_config.json").read_text())
-    return dict(config.get("label_thresholds") or {})
-
-
-def champion(client: MlflowClient, registered_model: str, alias: str) -> tuple[str, str] | None:
-    """(version, local checkpoint path) of the model under `alias`, or None when there is none."""
-    try:
-        version = client.get_model_version_by_alias(registered_model, alias)
-    except mlflow.exceptions.MlflowException:
-        return None
-    root = mlflow.artifacts.download_artifacts(f"models:/{registered_model}@{alias}")
-    return version.version, str(Path(root) / "artifacts" / Path(_artifact_name(root)).name)
-
-
-def _artifact_name(root: str) -> str:
-    artifacts = Path(root) / "artifacts"
-    folders = [p for p in artifacts.iterdir() if p.is_dir()]
-    if len(folders) != 1:
-        raise RuntimeError(f"unexpected artifact layout under {artifacts}: {folders}")
-    return str(folders[0])
-
-
-def promote(client: MlflowClient, registered_model: str, version: str, alias: str, f1: float) -> None:
-    client.set_registered_model_alias(registered_model, alias, version)
-    client.set_model_version_tag(registered_model, version, "dev_micro_f1", f"{f1:.6f}")
-
-
-def tag_decision(
-    client: MlflowClient, registered_model: str, version: str, promoted: bool, reason: str
-) -> None:
-    """The promotion decision on the model version (and the active run), with its reason."""
-    client.set_model_version_tag(
-        registered_model, version, "promotion", "promoted" if promoted else "kept out"
+def log_job(config: PipelineConfig, labels: Sequence[str], dev_rows: int) -> Provenance:
+    """The job's resolved config (credentials redacted), labels and fingerprint on its (active) parent
+    run, and what every model of the job depends on (`datasets.json`); returns that provenance."""
+    provenance = job_provenance(config)
+    public = redact_config(config.model_dump(mode="json"))
+    assert isinstance(public, dict)
+    mlflow.log_params(flatten(public))
+    mlflow.log_params(
+        {"labels": json.dumps(list(labels)), "dev_rows": dev_rows, "config_fingerprint": config.fingerprint()}
     )
-    client.set_model_version_tag(registered_model, version, "promotion_reason", reason)
-    mlflow.set_tags({"promotion": "promoted" if promoted else "kept out", "promotion_reason": reason})
-
-
-class Registry:
-    """The job's registered model: register versions, find and move the champion alias, record decisions."""
-
-    def __init__(self, uri: str, registered_model: str, alias: str):
-        self.uri, self.name, self.alias = uri, registered_model, alias
-        self._client: MlflowClient | None = None
-
-    @property
-    def client(self) -> MlflowClient:
-        if self._client is None:  # created on first use: constructing it may create the SQLite tables
-            self._client = MlflowClient(self.uri)
-        return self._client
-
-    def champion(self) -> tuple[str, str] | None:
-        """(version, local checkpoint path) of the champion, or None when there is none."""
-        return champion(self.client, self.name, self.alias)
-
-    def register(
-        self,
-        model_dir: str,
-        labels: Mapping[str, str],
-        threshold: float,
-        provenance: Provenance | None = None,
-    ) -> str:
-        """Log and register the checkpoint in the active run; its provenance goes with it: the datasets
-        as inputs of that run, the tags on the new version."""
-        if provenance is not None:
-            log_datasets(provenance.datasets)
-        version = log_model(model_dir, labels, threshold, self.name)
-        if provenance is not None:
-            tag_version(self.client, self.name, version, provenance.tags)
-        return version
-
-    def promote(self, version: str, f1: float) -> None:
-        promote(self.client, self.name, version, self.alias, f1)
-
-    def record_decision(self, version: str, promoted: bool, reason: str) -> None:
-        tag_decision(self.client, self.name, version, promoted, reason)
-
-
-# -- provenance ------------------------------------------------------------------------------------
-
-DATASET_CONTEXT = "mlflow.data.context"  # the input tag MLflow's UI shows as the dataset's context
-MAX_TAG_LENGTH = 5000
-
-
-def _dataset_source(location: str):
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-
-    with warnings.catch_warnings():  # "can be interpreted in multiple ways" for every local path
-        warnings.simplefilter("ignore")
-        try:
-            return resolve_dataset_source(location)
-        except mlflow.exceptions.MlflowException:
-            return HTTPDatasetSource(location)
-
-
-def log_datasets(datasets: Sequence[DatasetRecord]) -> None:
-    """The datasets as MLflow dataset inputs of the active run (name, digest, source, context, rows)."""
-    from mlflow.data.meta_dataset import MetaDataset
-
-    if not datasets:
-        return
-    mlflow.log_inputs(
-        datasets=[
-            MetaDataset(_dataset_source(d.source), name=d.name, digest=d.digest)  # type: ignore[abstract]
-            for d in datasets
-        ],
-        contexts=[d.context for d in datasets],
-        tags_list=[{"rows": str(d.rows)} if d.rows is not None else None for d in datasets],
-    )
-
-
-def tag_version(client: MlflowClient, registered_model: str, version: str, tags: Mapping[str, str]) -> None:
-    for key, value in tags.items():
-        client.set_model_version_tag(registered_model, version, key, str(value)[:MAX_TAG_LENGTH])
-
-
-def find_version(client: MlflowClient, registered_model: str, version_or_alias: str):
-    """The model version for a number (`3`) or an alias (`champion`)."""
-    if version_or_alias.isdigit():
-        return client.get_model_version(registered_model, version_or_alias)
-    return client.get_model_version_by_alias(registered_model, version_or_alias)
-
-
-def lineage(client: MlflowClient, registered_model: str, version_or_alias: str) -> dict[str, Any]:
-    """Everything recorded about one model version: the dataset inputs of the run that registered it
-    and the version's tags."""
-    found = find_version(client, registered_model, version_or_alias)
-    datasets = []
-    if found.run_id:
-        inputs = client.get_run(found.run_id).inputs
-        for entry in inputs.dataset_inputs if inputs is not None else []:
-            tags: dict[str, Any] = {tag.key: tag.value for tag in entry.tags}
-            if str(tags.get("rows", "")).isdigit():
-                tags["rows"] = int(tags["rows"])
-            source = entry.dataset.source
-            with contextlib.suppress(json.JSONDecodeError, AttributeError):
-                source = json.loads(source).get("uri", source)
-            datasets.append(
-                {
-                    "context": tags.pop(DATASET_CONTEXT, ""),
-                    "name": entry.dataset.name,
-                    "digest": entry.dataset.digest,
-                    "source": source,
-                    **tags,
-                }
-            )
-    return {
-        "model": registered_model,
-        "version": str(found.version),
-        "aliases": list(getattr(found, "aliases", []) or []),
-        "run_id": found.run_id,
-        "created": found.creation_timestamp,
-        "datasets": datasets,
-        "tags": dict(sorted(found.tags.items())),
-    }
-
-
-TAG_GROUPS = (  # heading, tag prefix (or exact key); the first that matches takes the tag
-    ("teacher (LLM labels)", ("teacher/", "synth/")),
-    ("label model", ("label_model/",)),
-    ("thresholds", ("threshold/",)),
-    ("code and config", ("git_commit", "config_fingerprint")),
-    ("promotion", ("promotion", "dev_micro_f1")),
-    ("serving", ("serving/",)),
-)
-
-
-def format_lineage(data: Mapping[str, Any]) -> str:
-    """`lineage` for a person: the version, its datasets with digests, its tags grouped."""
-    aliases = f" ({', '.join(data['aliases'])})" if data["aliases"] else ""
-    lines = [f"{data['model']} version {data['version']}{aliases}", f"run: {data['run_id'] or '-'}", ""]
-    lines.append("datasets:")
-    for d in data["datasets"] or []:
-        rows = f", {d['rows']} rows" if d.get("rows") else ""
-        lines.append(f"  {d['context']:<10} {d['name']}  digest {d['digest']}{rows}  ({d['source']})")
-    if not data["datasets"]:
-        lines.append("  (none recorded)")
-    tags = dict(data["tags"])
-    for heading, prefixes in (*TAG_GROUPS, ("other", ("",))):
-        group = {k: v for k, v in tags.items() if k.startswith(prefixes)}
-        if group:
-            lines += ["", f"{heading}:"]
-            lines += [f"  {key}: {value}" for key, value in group.items()]
-            tags = {k: v for k, v in tags.items() if k not in group}
-    return "\n".join(lines)
-
-
-# -- serving ---------------------------------------------------------------------------------------
-
-SERVING_PATH = "serving/onnx"
-
-
-def log_serving_export(
-    client: MlflowClient,
-    registered_model: str,
-    version: str,
-    folder: str,
-    precision: str,
-    int8_f1_drop: float | None,
-) -> str:
-    """The ONNX export as artifacts of the run that registered the version (`serving/onnx/`), and tags
-    on the version that point to it; returns the artifacts' URI."""
-    found = client.get_model_version(registered_model, version)
-    run_id = found.run_id
-    if not run_id:  # registered from outside a run: a run of its own, linked by a tag
-        run_id = client.create_run(
-            "0", tags={"serving_for": f"{registered_model}/{version}", "mlflow.runName": "serving-export"}
-        ).info.run_id
-    client.log_artifacts(run_id, folder, artifact_path=SERVING_PATH)
-    uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{SERVING_PATH}"
-    tags = {"serving/onnx": uri, "serving/precision": precision, "serving/run_id": run_id}
-    if int8_f1_drop is not None:
-        tags["serving/int8_f1_drop"] = f"{int8_f1_drop:.4f}"
-    else:  # an earlier int8 export's figure does not describe this one
-        with contextlib.suppress(mlflow.exceptions.MlflowException):
-            client.delete_model_version_tag(registered_model, version, "serving/int8_f1_drop")
-    tag_version(client, registered_model, version, tags)
-    return uri
+    log_json(public, "config.json")
+    log_json([d.to_dict() for d in provenance.datasets], "datasets.json")
+    return provenance

@@ -162,7 +162,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory, fresh_model: str) -> Regi
     script = f"""
 import mlflow
 from mlflow.tracking import MlflowClient
-from pipelines.registry.tracking import log_model, promote, tracking_uri, use_experiment
+from pipelines.registry.tracking import tracking_uri, use_experiment
+from pipelines.registry.models import log_model, promote
 uri = tracking_uri(None, {str(storage)!r})
 use_experiment("test-registry", uri, {str(storage)!r})
 with mlflow.start_run():

@@ -175,7 +175,7 @@ def test_the_registered_pyfunc_has_a_typed_signature(registry):
     import mlflow
     import pandas as pd
 
-    from pipelines.registry.tracking import Prediction
+    from pipelines.registry.models import Prediction
 
     uri = f"sqlite:///{registry.storage}/mlflow.db"
     previous = mlflow.get_tracking_uri()

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import PipelineConfig
+from pipelines.data.storage import content_digest
 from pipelines.registry.provenance import (
     NO_TEACHER,
-    content_digest,
     git_commit,
     job_provenance,
     label_model_tags,
