@@ -10,8 +10,8 @@ with `gliner_core.onnx_export.export_onnx(..., quantize="int8")` and with the of
 own `export_to_onnx`. The variants:
 
   torch           ours, `GLiNER.from_pretrained(checkpoint)`
-  onnx            ours, `GLiNER.from_pretrained(export, backend="onnx")` (fp32)
-  int8            ours, `GLiNER.from_pretrained(export, backend="onnx", precision="int8")`
+  onnx            ours, `gliner_core.load(export, backend="onnx")` (fp32)
+  int8            ours, `gliner_core.load(export, backend="onnx", precision="int8")`
   official        the official package in torch
   official-onnx   the official package on its own ONNX export (`runtime="onnxruntime"`)
   fast-gliner     the `fast-gliner` package (Rust + ONNX Runtime) on the official export, when
@@ -50,9 +50,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import bench.common as bc  # noqa: E402
-from gliner_core import GLiNER  # noqa: E402
+from gliner_core import GLiNER, load  # noqa: E402
 from gliner_core.onnx_export import export_onnx  # noqa: E402
-from gliner_core.onnx_runtime import OnnxGLiNER  # noqa: E402
 from gliner_core.text import split_words  # noqa: E402
 from tests.official import build_official, load_official, official_predict  # noqa: E402
 
@@ -83,7 +82,7 @@ def make_predictor(args: argparse.Namespace):
         return lambda ts, b: model.batch_predict_entities(ts, LABELS, batch_size=b, threshold=THRESHOLD)
     if variant in ("onnx", "int8"):
         precision = "fp32" if variant == "onnx" else "int8"
-        onnx = OnnxGLiNER.from_pretrained(args.export, precision=precision, threads=threads)
+        onnx = load(args.export, backend="onnx", precision=precision, threads=threads)
         return lambda ts, b: onnx.batch_predict_entities(ts, LABELS, batch_size=b, threshold=THRESHOLD)
     if variant == "official":
         official = load_official(args.checkpoint)

@@ -41,7 +41,7 @@ from gliner_core.processing import Labels
 from gliner_core.text import Words
 
 if TYPE_CHECKING:
-    from gliner_core.gliner import GLiNER
+    from gliner_core.predictor import Predictor
 
 DEFAULT_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
 
@@ -71,7 +71,7 @@ class CalibrationResult:
         0  # threshold settings decoded (each one would be a full predict pass without caching)
     )
 
-    def apply(self, model: GLiNER) -> None:
+    def apply(self, model: Predictor) -> None:
         """Store the thresholds in `model.config`: predict's default, saved with the checkpoint."""
         model.set_thresholds(self.thresholds, default=self.default_threshold)
 
@@ -165,7 +165,7 @@ def _micro_f1(tp: np.ndarray, fp: np.ndarray, support: np.ndarray) -> float:
 
 
 def calibrate_thresholds(
-    model: GLiNER,
+    model: Predictor,
     gold_rows: Sequence[Mapping],
     labels: Labels,
     *,
@@ -199,7 +199,7 @@ def calibrate_thresholds(
     # compare as the model does: probabilities are float32, and so are the thresholds they meet
     as_f32 = {t: float(np.float32(t)) for t in values}
 
-    label_set = model._label_set(labels)
+    label_set = model.label_set(labels)
     names = label_set.names
     C = len(names)
     index = {name: c for c, name in enumerate(names)}

@@ -24,6 +24,7 @@ from gliner_core.errors import CheckpointError
 
 SAFETENSORS_FILE = "model.safetensors"
 PICKLE_FILE = "pytorch_model.bin"
+ONNX_MANIFEST_FILE = "onnx.json"  # marks a folder written by gliner_core.onnx_export (graphs, no weights)
 _FIX = "copy, save or download the checkpoint again"
 
 
@@ -43,6 +44,12 @@ def save_weights(state_dict: dict[str, torch.Tensor], directory: Path) -> Path:
     path = directory / SAFETENSORS_FILE
     save_file(tensors, str(path), metadata={"format": "pt", **aliases})
     return path
+
+
+def is_onnx_export(directory: Path) -> bool:
+    """A folder written by `gliner_core.onnx_export`: its manifest and no torch weights to load."""
+    has_weights = (directory / SAFETENSORS_FILE).is_file() or (directory / PICKLE_FILE).is_file()
+    return (directory / ONNX_MANIFEST_FILE).is_file() and not has_weights
 
 
 def load_weights(directory: Path) -> dict[str, torch.Tensor]:

@@ -8,11 +8,11 @@
 The export folder is self-contained: `model.onnx` (and `model_int8.onnx`; a bi-encoder
 also `labels_encoder*.onnx`), `gliner_config.json`, the tokenizer files and `onnx.json`
 (the files of each precision and what the export checked). Load it with
-`GLiNER.from_pretrained(folder, backend="onnx", precision="fp32" | "int8")`.
+`gliner_core.load(folder, backend="onnx", precision="fp32" | "int8")`.
 
 Only the tensor part is exported (`gliner_core.onnx_graph.GraphModel`: encoder and heads
 to logits, with dynamic batch, token, word and label axes, through the torch.export-based
-exporter); word splitting, prompts, windows and decoding stay `GLiNER`'s Python. Every
+exporter); word splitting, prompts, windows and decoding stay the `Predictor`'s Python. Every
 export runs the new graph on probe sentences it was not traced on and compares its
 logits with torch's: a difference above `tolerance` fails the export.
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from gliner_core.gliner import LABELS_TOKENIZER_DIR, GLiNER
+from gliner_core.gliner import GLiNER
 from gliner_core.metrics import evaluate_spans
 from gliner_core.model import BiEncoder
 from gliner_core.onnx_graph import GraphModel, LabelGraph
@@ -45,7 +45,8 @@ from gliner_core.onnx_runtime import (
     OnnxGLiNER,
     graph_inputs,
 )
-from gliner_core.processing import Labels, collate, normalize_labels
+from gliner_core.predictor import Predictor
+from gliner_core.processing import LABELS_TOKENIZER_DIR, Labels, collate, normalize_labels
 from gliner_core.text import split_words
 
 MODEL_FILE = "model.onnx"
@@ -384,7 +385,7 @@ def read_gold(gold: str | Path | Sequence[Mapping]) -> list[dict]:
     return rows
 
 
-def _micro_f1(model: GLiNER, gold: list[dict], labels: Labels, threshold: float, batch_size: int) -> float:
+def _micro_f1(model: Predictor, gold: list[dict], labels: Labels, threshold: float, batch_size: int) -> float:
     names = list(labels)  # a mapping's keys are the label names
     predicted = model.batch_predict_entities(
         [row["text"] for row in gold], labels, batch_size=batch_size, threshold=threshold

@@ -2,19 +2,20 @@
 
 An export folder (`gliner_core.onnx_export.export_onnx`) holds the graph(s), the
 tokenizer files and `gliner_config.json`, and no torch weights. `OnnxGLiNER` is a
-`GLiNER` whose forward pass is an ONNX Runtime session: word splitting, prompts,
-windows, batching, thresholds and greedy decoding are `GLiNER`'s own code, so the
-two backends differ only in how the logits are computed.
+`Predictor` (`gliner_core.predictor`) whose forward pass is an ONNX Runtime session:
+word splitting, prompts, windows, batching, thresholds and greedy decoding are the
+code the torch `GLiNER` runs too, so the two backends differ only in how the logits
+are computed.
 
-    model = GLiNER.from_pretrained("export/", backend="onnx")            # fp32
-    model = GLiNER.from_pretrained("export/", backend="onnx", precision="int8")
+    import gliner_core
+    model = gliner_core.load("export/", backend="onnx")                     # fp32
+    model = gliner_core.load("export/", backend="onnx", precision="int8")
     model.predict_entities("Alice moved to Paris.", ["person", "city"])
 """
 
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,20 +24,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from gliner_core.checkpoint import ONNX_MANIFEST_FILE
 from gliner_core.config import CONFIG_FILE, GLiNERConfig
-from gliner_core.gliner import (
-    LABELS_TOKENIZER_DIR,
-    ONNX_MANIFEST_FILE,
-    GLiNER,
-    _max_tokens,
-    _prepare_labels_tokenizer,
-    _prepare_tokenizer,
-)
 from gliner_core.model import SpanScores, TokenScores
-from gliner_core.processing import Batch, Encoder, Window, collate
+from gliner_core.predictor import Predictor
+from gliner_core.processing import (
+    LABELS_TOKENIZER_DIR,
+    Batch,
+    Window,
+    collate,
+    prepare_labels_tokenizer,
+    prepare_tokenizer,
+)
 
 MANIFEST_FILE = ONNX_MANIFEST_FILE  # what an export folder holds: graph files per precision, checks
 PRECISIONS = ("fp32", "int8")
@@ -69,8 +70,8 @@ class Manifest:
         path = directory / MANIFEST_FILE
         if not path.is_file():
             hint = (
-                "it is a torch checkpoint: load it without backend='onnx', or export it with "
-                "gliner_core.onnx_export.export_onnx"
+                "it is a torch checkpoint: load it with gliner_core.load(path) (backend='torch'), or "
+                "export it with gliner_core.onnx_export.export_onnx"
                 if (directory / CONFIG_FILE).is_file()
                 else "export a checkpoint with gliner_core.onnx_export.export_onnx"
             )
@@ -141,11 +142,12 @@ def _session(path: Path, threads: int | None, providers: Sequence[str] | None) -
     )
 
 
-class OnnxGLiNER(GLiNER):
-    """A `GLiNER` whose forward pass runs on ONNX Runtime; it holds no torch weights.
+class OnnxGLiNER(Predictor):
+    """A `Predictor` whose forward pass runs on ONNX Runtime; it holds no torch weights.
 
-    `predict_entities`, `batch_predict_entities` and (bi-encoder) `encode_labels`
-    behave as `GLiNER`'s. Training, `save_pretrained` and `.model` are torch-only.
+    `predict_entities`, `batch_predict_entities`, `score_candidates`, thresholds and
+    (bi-encoder) `encode_labels` behave as the torch `GLiNER`'s; training and saving
+    are torch-only (`GLiNER`).
     """
 
     def __init__(
@@ -157,22 +159,15 @@ class OnnxGLiNER(GLiNER):
         labels_session: Any = None,
         precision: str = "fp32",
     ):
-        nn.Module.__init__(self)  # GLiNER.__init__ wants a torch model; this holds sessions
         if config.is_bi_encoder and (labels_tokenizer is None or labels_session is None):
             raise ValueError("a bi-encoder needs the tokenizer and the graph of its label encoder")
-        config.model_type = config.architecture()
-        self.config = config
-        self.session = session
-        self.labels_session = labels_session
+        super().__init__(config, tokenizer, labels_tokenizer)
+        self.session = session  # onnxruntime.InferenceSession of the text graph
+        self.labels_session = labels_session  # and of the label encoder's graph (bi-encoder)
         self.precision = precision
-        self.tokenizer = tokenizer
-        self.labels_tokenizer = labels_tokenizer
-        self.inputs = Encoder(tokenizer, config, _max_tokens(tokenizer, config), labels_tokenizer)
-        self._label_cache = OrderedDict()
-        self._label_cache_key = ()
 
     @classmethod
-    def from_pretrained(  # type: ignore[override]
+    def from_pretrained(
         cls,
         path_or_id: str | Path,
         precision: str = "fp32",
@@ -199,10 +194,10 @@ class OnnxGLiNER(GLiNER):
                 raise FileNotFoundError(f"{directory / name} is missing: the export folder is incomplete")
         config = GLiNERConfig.from_json_file(directory)
         config.check_supported()
-        tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(str(directory)))
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(str(directory)))
         labels_tokenizer, labels_session = None, None
         if config.is_bi_encoder:
-            labels_tokenizer = _prepare_labels_tokenizer(
+            labels_tokenizer = prepare_labels_tokenizer(
                 AutoTokenizer.from_pretrained(str(directory / LABELS_TOKENIZER_DIR))
             )
             labels_session = _session(directory / files["labels_encoder"], threads, providers)
@@ -213,17 +208,6 @@ class OnnxGLiNER(GLiNER):
             )
         session = _session(directory / files["model"], threads, providers)
         return cls(config, session, tokenizer, labels_tokenizer, labels_session, precision)
-
-    @classmethod
-    def from_backbone(cls, encoder: str | Path, **config: Any) -> GLiNER:
-        raise NotImplementedError(
-            "an ONNX model is exported from a trained checkpoint: use GLiNER.from_backbone"
-        )
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        raise NotImplementedError(
-            "an ONNX export holds no torch weights to save: copy its folder, or export the checkpoint again"
-        )
 
     @property
     def device(self) -> torch.device:

@@ -5,6 +5,10 @@ consecutive words of one text. Short texts are one window; a text longer than
 `max_len` words or than the encoder's position limit is cut into overlapping
 windows, and each window *owns* the spans that start in its middle part, so
 every span is scored once, with context on both sides.
+
+Also the tokenizer setup the `Encoder` relies on (the prompt's special tokens,
+the encoder's token limit) and the checks that keep a label from breaking the
+prompt.
 """
 
 from __future__ import annotations
@@ -16,9 +20,73 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from gliner_core.config import GLiNERConfig
-from gliner_core.text import Words
+from gliner_core.text import SURROGATES, Words
 
 Labels = Sequence[str] | Mapping[str, str]
+
+FLERT_TOKEN = "[FLERT]"  # added by the official package too; keeps token ids aligned with its checkpoints
+LABELS_TOKENIZER_DIR = "labels_tokenizer"  # where a bi-encoder checkpoint keeps its label tokenizer
+
+# Tokens that give a label prompt structure: a label containing one would add a class slot or
+# a separator to the prompt (and silently shift every label after it), so such labels are refused.
+RESERVED_LABEL_TOKENS = (FLERT_TOKEN, "<<ENT>>", "<<SEP>>")
+# Special tokens of the usual encoders, refused in labels too (checked before a model is loaded).
+COMMON_SPECIAL_TOKENS = (
+    "[CLS]",
+    "[SEP]",
+    "[PAD]",
+    "[MASK]",
+    "[UNK]",
+    "<s>",
+    "</s>",
+    "<pad>",
+    "<unk>",
+    "<mask>",
+)
+
+# -- tokenizer setup ----------------------------------------------------------------------------
+
+
+def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The text tokenizer as the official package sets it up: tokenizers that define bos/eos
+    (sentencepiece ones) add them; cls/sep tokenizers are left alone."""
+    if hasattr(tokenizer, "add_bos_token") and tokenizer.bos_token_id is not None:
+        tokenizer.add_bos_token = True
+    if hasattr(tokenizer, "add_eos_token") and tokenizer.eos_token_id is not None:
+        tokenizer.add_eos_token = True
+    return tokenizer
+
+
+def prepare_labels_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """A bi-encoder's label tokenizer: pads with eos when it has no pad token (as the official package)."""
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def add_special_tokens(tokenizer: PreTrainedTokenizerBase, config: GLiNERConfig) -> None:
+    """Add the prompt's tokens; a uni-encoder's config records the class token's id and the vocab size."""
+    tokenizer.add_tokens([FLERT_TOKEN, config.ent_token, config.sep_token], special_tokens=True)
+    if config.is_bi_encoder:
+        # The official bi-encoder adds the tokens to its tokenizer but not to the
+        # encoder (which never sees a prompt): vocab_size and class_token_index stay -1.
+        return
+    config.class_token_index = int(tokenizer.convert_tokens_to_ids(config.ent_token))  # type: ignore[arg-type]
+    config.vocab_size = len(tokenizer)
+
+
+def max_tokens(tokenizer: PreTrainedTokenizerBase, config: GLiNERConfig) -> int:
+    """How many tokens (special tokens included) one encoder pass may take."""
+    limits = [512]
+    if 0 < tokenizer.model_max_length < 100_000:
+        limits = [tokenizer.model_max_length]
+    positions = (config.encoder_config or {}).get("max_position_embeddings")
+    if positions and (config.encoder_config or {}).get("position_embedding_type", "absolute") == "absolute":
+        limits.append(int(positions))
+    return min(limits)
+
+
+# -- labels -------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -53,6 +121,22 @@ def normalize_labels(labels: Labels) -> LabelSet:
         names.append(name)
         prompts.append(prompt)
     return LabelSet(prompts=prompts, names=names)
+
+
+def check_label_prompts(prompts: Sequence[str], reserved: Sequence[str] = RESERVED_LABEL_TOKENS) -> None:
+    """`ValueError` for a label prompt that holds a special token or is not valid Unicode."""
+    for prompt in prompts:
+        for token in reserved:
+            if token and token in prompt:
+                raise ValueError(
+                    f"label {prompt!r} contains the special token {token!r}, which would corrupt the "
+                    "model's prompt: rename the label"
+                )
+        if SURROGATES.search(prompt):
+            raise ValueError(f"label {prompt!r} is not valid Unicode (a lone surrogate)")
+
+
+# -- windows and batches ------------------------------------------------------------------------
 
 
 @dataclass

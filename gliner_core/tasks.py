@@ -18,7 +18,8 @@ with character offsets into the *original* text:
 
 Spans that the model marks inside the instruction rather than the text are
 dropped (the official pipelines return them too, as text without offsets).
-Works with any architecture; only a multi-task checkpoint gives useful answers.
+Works with any architecture and either backend (a `Predictor`); only a multi-task checkpoint
+gives useful answers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gliner_core.gliner import GLiNER
+from gliner_core.predictor import Predictor
 
 QA_PROMPT = "Answer the following question: {}"
 SUMMARY_PROMPT = "Summarize the following text highlighting the most important information:"
@@ -74,7 +75,7 @@ def prompted(instruction: str, text: str) -> str:
 
 
 def open_ner(
-    model: GLiNER,
+    model: Predictor,
     texts: Sequence[str],
     labels: Mapping[str, str] | Sequence[str],
     threshold: float = 0.5,
@@ -90,7 +91,7 @@ def open_ner(
 
 
 def extract_answers(
-    model: GLiNER,
+    model: Predictor,
     texts: Sequence[str],
     questions: str | Sequence[str],
     threshold: float = 0.5,
@@ -117,7 +118,7 @@ def extract_answers(
 
 
 def open_extract(
-    model: GLiNER,
+    model: Predictor,
     texts: Sequence[str],
     instruction: str,
     labels: Sequence[str] = ("match",),
@@ -130,7 +131,7 @@ def open_extract(
 
 
 def summarize(
-    model: GLiNER,
+    model: Predictor,
     texts: Sequence[str],
     threshold: float = 0.25,
     batch_size: int = 8,
@@ -147,7 +148,7 @@ def summarize(
 
 
 def extract_relations(
-    model: GLiNER,
+    model: Predictor,
     texts: Sequence[str],
     relations: Sequence[str],
     entity_labels: Sequence[str] = ("named entity",),
@@ -193,7 +194,7 @@ def _texts(texts: Sequence[str]) -> list[str]:
 
 
 def _run_prompted(
-    model: GLiNER,
+    model: Predictor,
     instructions: Sequence[str],
     texts: Sequence[str],
     labels: Sequence[str] | Sequence[list[str]],

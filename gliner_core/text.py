@@ -15,6 +15,13 @@ from dataclasses import dataclass
 # The official package's default ("whitespace") splitter: words with inner
 # hyphens/underscores stay whole, every other non-space character is a word.
 WORD_PATTERN = re.compile(r"\w+(?:[-_]\w+)*|\S")
+SURROGATES = re.compile("[\ud800-\udfff]")  # lone UTF-16 surrogates: no tokenizer can encode them
+
+
+def clean_text(text: str) -> str:
+    """Lone UTF-16 surrogates (e.g. from a JSON `\\ud800` escape) cannot be tokenized: each becomes
+    U+FFFD, so lengths and character offsets stay the same."""
+    return text if text.isascii() else SURROGATES.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)

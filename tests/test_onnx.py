@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gliner_core import GLiNER
+import gliner_core
+from gliner_core import GLiNER, Predictor
 from gliner_core.onnx_export import (
     INT8_FILE,
     MODEL_FILE,
@@ -51,9 +52,9 @@ def exported(request, tmp_path_factory, minilm_path) -> tuple[str, Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def models(exported) -> tuple[GLiNER, GLiNER]:
+def models(exported) -> tuple[GLiNER, OnnxGLiNER]:
     _, checkpoint, export = exported
-    return GLiNER.from_pretrained(checkpoint), GLiNER.from_pretrained(export, backend="onnx")
+    return GLiNER.from_pretrained(checkpoint), OnnxGLiNER.from_pretrained(export)
 
 
 def test_export_folder_serves_without_torch_weights(exported, tmp_path):
@@ -62,9 +63,9 @@ def test_export_folder_serves_without_torch_weights(exported, tmp_path):
     assert {MODEL_FILE, INT8_FILE, MANIFEST_FILE, "gliner_config.json", "tokenizer.json"} <= names
     assert not [n for n in names if n.endswith((".safetensors", ".bin", ".pt"))]
     moved = shutil.copytree(export, tmp_path / "elsewhere")  # nothing points back to the checkpoint
-    model = GLiNER.from_pretrained(moved, backend="onnx")
+    model = gliner_core.load(moved, backend="onnx")
     assert isinstance(model, OnnxGLiNER) and model.precision == "fp32"
-    assert model.predict_entities(TEXTS[0], LABELS) == GLiNER.from_pretrained(
+    assert model.predict_entities(TEXTS[0], LABELS) == gliner_core.load(
         export, backend="onnx"
     ).predict_entities(TEXTS[0], LABELS)
     manifest = json.loads((export / MANIFEST_FILE).read_text())
@@ -114,7 +115,7 @@ def test_int8_check_measures_and_refuses(exported, models, tmp_path):
     found = ours.batch_predict_entities(SHORT, LABELS)
     gold = [{"text": t, "spans": e} for t, e in zip(SHORT, found, strict=True)]
     assert sum(len(g["spans"]) for g in gold) > 5
-    int8 = GLiNER.from_pretrained(export, backend="onnx", precision="int8")
+    int8 = gliner_core.load(export, backend="onnx", precision="int8")
     assert len(int8.batch_predict_entities(SHORT, LABELS)) == len(SHORT)
 
     folder = shutil.copytree(export, tmp_path / "copy")
@@ -127,10 +128,10 @@ def test_int8_check_measures_and_refuses(exported, models, tmp_path):
     assert not strict.accepted and strict.f1_int8 == lenient.f1_int8
     assert not (folder / INT8_FILE).exists()
     with pytest.raises(FileNotFoundError, match="refused by the int8 check"):
-        GLiNER.from_pretrained(folder, backend="onnx", precision="int8")
+        gliner_core.load(folder, backend="onnx", precision="int8")
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
     assert manifest["int8_check"]["accepted"] is False
-    GLiNER.from_pretrained(folder, backend="onnx")  # fp32 still serves
+    gliner_core.load(folder, backend="onnx")  # fp32 still serves
 
 
 def test_graph_inputs_index_words_and_labels(models):
@@ -149,18 +150,38 @@ def test_graph_inputs_index_words_and_labels(models):
     assert (batch.input_ids.gather(1, torch.from_numpy(labels)) == ours.config.class_token_index).all()
 
 
+def test_load_picks_the_backend(exported):
+    _, checkpoint, export = exported
+    torch_model, onnx_model = gliner_core.load(checkpoint), gliner_core.load(export, backend="onnx")
+    assert type(torch_model) is GLiNER and type(gliner_core.load(checkpoint, backend="torch")) is GLiNER
+    assert type(onnx_model) is OnnxGLiNER and onnx_model.precision == "fp32"
+    # siblings under one base: the torch class does not know the ONNX one
+    assert isinstance(onnx_model, Predictor) and not isinstance(onnx_model, GLiNER)
+    assert gliner_core.load(export, backend="onnx", precision="int8").precision == "int8"
+    with pytest.raises(ValueError, match="backend must be one of"):
+        gliner_core.load(checkpoint, backend="tensorrt")
+
+
+def test_torch_loader_points_to_load_for_onnx(exported):
+    _, checkpoint, export = exported
+    to_load = r"gliner_core\.load\(path, backend='onnx'"
+    for path in (export, checkpoint):
+        with pytest.raises(ValueError, match=r"torch checkpoints only.*" + to_load + r"\)"):
+            GLiNER.from_pretrained(path, backend="onnx")
+    with pytest.raises(ValueError, match=to_load + r", precision='int8'\)"):
+        GLiNER.from_pretrained(checkpoint, precision="int8")
+    with pytest.raises(FileNotFoundError, match=r"ONNX export.*" + to_load + r"\)"):
+        GLiNER.from_pretrained(export)  # no torch weights to load
+
+
 def test_clear_errors(exported, tmp_path):
     _, checkpoint, export = exported
     with pytest.raises(FileNotFoundError, match="not a directory"):
-        GLiNER.from_pretrained(tmp_path / "missing", backend="onnx")
+        gliner_core.load(tmp_path / "missing", backend="onnx")
     with pytest.raises(FileNotFoundError, match="torch checkpoint"):
-        GLiNER.from_pretrained(checkpoint, backend="onnx")
+        gliner_core.load(checkpoint, backend="onnx")
     with pytest.raises(ValueError, match="precision must be one of"):
-        GLiNER.from_pretrained(export, backend="onnx", precision="int4")
-    with pytest.raises(FileNotFoundError, match="load it with backend='onnx'"):
-        GLiNER.from_pretrained(export)  # no torch weights to load
-    with pytest.raises(ValueError, match="backend must be"):
-        GLiNER.from_pretrained(checkpoint, backend="tensorrt")
+        gliner_core.load(export, backend="onnx", precision="int4")
     with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
         export_onnx(tmp_path / "missing", tmp_path / "out")
     with pytest.raises(FileExistsError, match="overwrite=True"):
@@ -174,7 +195,7 @@ def test_clear_errors(exported, tmp_path):
     broken = shutil.copytree(export, tmp_path / "broken")
     (broken / MODEL_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="model.onnx is missing"):
-        GLiNER.from_pretrained(broken, backend="onnx")
+        gliner_core.load(broken, backend="onnx")
 
 
 def test_failed_export_keeps_the_old_folder(exported, tmp_path, monkeypatch):

@@ -139,15 +139,15 @@ def test_lineage_shows_datasets_and_tags(capsys, registered):
 
 
 def test_export_a_folder_to_onnx_predicts_like_torch(capsys, registered, tmp_path):
-    from gliner_core import GLiNER
+    import gliner_core
 
     out = tmp_path / "serving"
     args = ["export", "--model", registered.checkpoint, "--format", "onnx", "--output", str(out)]
     code, stdout, err = run_main(capsys, *args, "--storage", str(tmp_path / "runs"))
     assert code == 0, err
     assert "ONNX (fp32)" in stdout and "logged with" not in stdout  # a folder is no registry version
-    onnx = GLiNER.from_pretrained(out, backend="onnx")
-    torch_model = GLiNER.from_pretrained(registered.checkpoint)
+    onnx = gliner_core.load(out, backend="onnx")
+    torch_model = gliner_core.load(registered.checkpoint)
     expected = torch_model.batch_predict_entities(TEXTS[:-1], LABELS, threshold=THRESHOLD)
     assert sum(map(len, expected)) > 5
     got = onnx.batch_predict_entities(TEXTS[:-1], LABELS, threshold=THRESHOLD)
