@@ -187,104 +187,154 @@ def calibrate_thresholds(
     grid: the thresholds tried (default 0.05 .. 0.95 by 0.05); values below
     `floor` are dropped and `default_threshold` is always tried.
     """
-    if not 0.0 <= floor <= default_threshold <= 1.0:
-        raise ValueError(f"need 0 <= floor ({floor}) <= default_threshold ({default_threshold}) <= 1")
-    if min_support < 0 or max_rounds < 0:
-        raise ValueError("min_support and max_rounds must be >= 0")
-    if objective not in ("macro", "micro"):
-        raise ValueError(f"objective must be 'macro' or 'micro', got {objective!r}")
-    values = sorted(
-        {round(float(t), 6) for t in (grid or DEFAULT_GRID) if floor <= t <= 1.0} | {default_threshold}
-    )
-    # compare as the model does: probabilities are float32, and so are the thresholds they meet
-    as_f32 = {t: float(np.float32(t)) for t in values}
-
+    _check_settings(default_threshold, floor, min_support, max_rounds, objective)
+    values = _grid_values(grid, floor, default_threshold)
     label_set = model.label_set(labels)
-    names = label_set.names
-    C = len(names)
-    index = {name: c for c, name in enumerate(names)}
+    index = {name: c for c, name in enumerate(label_set.names)}
     texts = [str(row["text"]) for row in gold_rows]
     found = model.score_candidates(texts, label_set, threshold=floor, batch_size=batch_size)
     items = [
         _Text(words, candidates, _gold_spans(row, index))
         for (words, candidates), row in zip(found, gold_rows, strict=True)
     ]
-    support = np.zeros(C, dtype=np.int64)
-    for item in items:
-        for _, _, c in item.gold:
-            support[c] += 1
-    texts_with = [[i for i, item in enumerate(items) if (item.labels == c).any()] for c in range(C)]
-
-    thresholds = np.full(C, default_threshold)
-
-    def limits(t: np.ndarray) -> np.ndarray:
-        return np.array([as_f32.get(v, float(np.float32(v))) for v in t])
-
-    per_text = [item.counts(limits(thresholds), flat_ner, multi_label, C) for item in items]
-    tp = np.sum([counts[0] for counts in per_text], axis=0) if items else np.zeros(C, dtype=np.int64)
-    fp = np.sum([counts[1] for counts in per_text], axis=0) if items else np.zeros(C, dtype=np.int64)
-    f1_before = _f1(tp, fp, support)
-    micro_before = _micro_f1(tp, fp, support)
-
-    tunable = [c for c in np.argsort(-support, kind="stable") if support[c] >= min_support and texts_with[c]]
-    tried = 1
+    search = _Search(items, len(index), default_threshold, objective, flat_ner, multi_label)
+    before = search.f1(), search.micro_f1()
+    tunable = [
+        c
+        for c in np.argsort(-search.support, kind="stable")
+        if search.support[c] >= min_support and search.texts_with[c]
+    ]
     for _ in range(max_rounds):
         changed = False
         for c in tunable:
-            affected = texts_with[c]
-            old_tp = np.sum([per_text[i][0] for i in affected], axis=0)
-            old_fp = np.sum([per_text[i][1] for i in affected], axis=0)
-            best_key: tuple | None = None
-            best: tuple[float, list] = (thresholds[c], [])
-            for value in values:
-                tried += 1
-                trial = thresholds.copy()
-                trial[c] = value
-                trial_limits = limits(trial)
-                counts = [items[i].counts(trial_limits, flat_ner, multi_label, C) for i in affected]
-                new_tp = tp - old_tp + np.sum([x[0] for x in counts], axis=0)
-                new_fp = fp - old_fp + np.sum([x[1] for x in counts], axis=0)
-                scores = _f1(new_tp, new_fp, support)
-                total = scores.sum() if objective == "macro" else _micro_f1(new_tp, new_fp, support)
-                key = (
-                    round(float(total), 9),
-                    round(float(scores[c]), 9),
-                    value == thresholds[c],
-                    -abs(value - default_threshold),
-                )
-                if best_key is None or key > best_key:
-                    best_key, best = key, (value, counts)
-            value, counts = best
-            if value != thresholds[c]:
-                thresholds[c] = value
-                for i, count in zip(affected, counts, strict=True):
-                    per_text[i] = count
-                tp = tp - old_tp + np.sum([x[0] for x in counts], axis=0)
-                fp = fp - old_fp + np.sum([x[1] for x in counts], axis=0)
-                changed = True
+            changed |= search.tune(c, values)
         if not changed:
             break
+    return _result(search, label_set.names, set(tunable), *before)
 
-    f1_after = _f1(tp, fp, support)
-    tuned = set(tunable)
+
+def _check_settings(
+    default_threshold: float, floor: float, min_support: int, max_rounds: int, objective: str
+) -> None:
+    if not 0.0 <= floor <= default_threshold <= 1.0:
+        raise ValueError(f"need 0 <= floor ({floor}) <= default_threshold ({default_threshold}) <= 1")
+    if min_support < 0 or max_rounds < 0:
+        raise ValueError("min_support and max_rounds must be >= 0")
+    if objective not in ("macro", "micro"):
+        raise ValueError(f"objective must be 'macro' or 'micro', got {objective!r}")
+
+
+def _grid_values(grid: Sequence[float] | None, floor: float, default_threshold: float) -> list[float]:
+    """The thresholds tried for each label, ascending: the grid from `floor` up, and the default."""
+    return sorted(
+        {round(float(t), 6) for t in (grid or DEFAULT_GRID) if floor <= t <= 1.0} | {default_threshold}
+    )
+
+
+class _Search:
+    """Coordinate ascent over per-label thresholds, with the counts of the current setting.
+
+    `per_text[i]` holds text i's true and false positives per label (C,) under
+    `thresholds`; `tp` and `fp` are their sums. Trying a threshold for label c
+    re-decodes only the texts with a candidate of label c.
+    """
+
+    def __init__(
+        self,
+        items: list[_Text],
+        C: int,
+        default_threshold: float,
+        objective: str,
+        flat_ner: bool,
+        multi_label: bool,
+    ):
+        self.items, self.C = items, C
+        self.default_threshold, self.objective = default_threshold, objective
+        self.flat_ner, self.multi_label = flat_ner, multi_label
+        self.support = np.zeros(C, dtype=np.int64)  # gold spans per label
+        for item in items:
+            for _, _, c in item.gold:
+                self.support[c] += 1
+        self.texts_with = [[i for i, item in enumerate(items) if (item.labels == c).any()] for c in range(C)]
+        self.thresholds = np.full(C, default_threshold)
+        self.per_text = [self._counts(i, self.thresholds) for i in range(len(items))]
+        self.tp = self._sum([counts[0] for counts in self.per_text])
+        self.fp = self._sum([counts[1] for counts in self.per_text])
+        self.tried = 1  # threshold settings decoded: the default one so far
+
+    def f1(self) -> np.ndarray:
+        return _f1(self.tp, self.fp, self.support)
+
+    def micro_f1(self) -> float:
+        return _micro_f1(self.tp, self.fp, self.support)
+
+    def tune(self, c: int, values: Sequence[float]) -> bool:
+        """Set label c's threshold to the value of `values` that scores best; True when it changed."""
+        affected = self.texts_with[c]
+        old_tp = self._sum([self.per_text[i][0] for i in affected])
+        old_fp = self._sum([self.per_text[i][1] for i in affected])
+        best_key: tuple | None = None
+        best: tuple[float, list] = (self.thresholds[c], [])
+        for value in values:
+            self.tried += 1
+            trial = self.thresholds.copy()
+            trial[c] = value
+            counts = [self._counts(i, trial) for i in affected]
+            new_tp = self.tp - old_tp + self._sum([x[0] for x in counts])
+            new_fp = self.fp - old_fp + self._sum([x[1] for x in counts])
+            scores = _f1(new_tp, new_fp, self.support)
+            total = scores.sum() if self.objective == "macro" else _micro_f1(new_tp, new_fp, self.support)
+            # ties: the label's own F1, then its current threshold, then the one nearest the default
+            key = (
+                round(float(total), 9),
+                round(float(scores[c]), 9),
+                value == self.thresholds[c],
+                -abs(value - self.default_threshold),
+            )
+            if best_key is None or key > best_key:
+                best_key, best = key, (value, counts)
+        value, counts = best
+        if value == self.thresholds[c]:
+            return False
+        self.thresholds[c] = value
+        for i, count in zip(affected, counts, strict=True):
+            self.per_text[i] = count
+        self.tp = self.tp - old_tp + self._sum([x[0] for x in counts])
+        self.fp = self.fp - old_fp + self._sum([x[1] for x in counts])
+        return True
+
+    def _counts(self, i: int, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # compare as the model does: probabilities are float32, and so are the thresholds they meet
+        limits = thresholds.astype(np.float32).astype(np.float64)
+        return self.items[i].counts(limits, self.flat_ner, self.multi_label, self.C)
+
+    def _sum(self, counts: list[np.ndarray]) -> np.ndarray:
+        return np.sum(counts, axis=0) if counts else np.zeros(self.C, dtype=np.int64)
+
+
+def _result(
+    search: _Search, names: list[str], tuned: set[int], f1_before: np.ndarray, micro_before: float
+) -> CalibrationResult:
+    f1_after = search.f1()
     per_label = {
         name: LabelCalibration(
             label=name,
-            threshold=float(thresholds[c]),
-            support=int(support[c]),
+            threshold=float(search.thresholds[c]),
+            support=int(search.support[c]),
             f1_before=float(f1_before[c]),
             f1_after=float(f1_after[c]),
             calibrated=c in tuned,
         )
         for c, name in enumerate(names)
     }
+    C = len(names)
     return CalibrationResult(
-        thresholds={name: float(thresholds[c]) for c, name in enumerate(names)},
-        default_threshold=float(default_threshold),
+        thresholds={name: float(search.thresholds[c]) for c, name in enumerate(names)},
+        default_threshold=float(search.default_threshold),
         per_label=per_label,
         micro_f1_before=micro_before,
-        micro_f1_after=_micro_f1(tp, fp, support),
+        micro_f1_after=search.micro_f1(),
         macro_f1_before=float(f1_before.mean()) if C else 0.0,
         macro_f1_after=float(f1_after.mean()) if C else 0.0,
-        settings_tried=tried,
+        settings_tried=search.tried,
     )
