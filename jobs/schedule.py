@@ -200,7 +200,7 @@ class DriftResult(Protocol):
 
 
 class Jobs(Protocol):
-    """The cluster as the scheduler sees it (`jobs.cli` wraps the Ray Jobs API; tests fake it)."""
+    """The cluster as the scheduler sees it (`jobs.submit.ScheduledJobs` wraps Ray Jobs; tests fake it)."""
 
     def submission_id(self, key: str) -> str:
         """The deterministic id the job for `key` gets."""

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import PipelineConfig
+from jobs.options import model_default
+from pipelines import PipelineConfig
 
 # Never uploaded with the working directory.
 EXCLUDES = [
@@ -100,17 +101,6 @@ def option_value(args: Sequence[str], *names: str) -> str | None:
     return values[-1] if values else None
 
 
-def command_default(command: str, parameter: str) -> Any:
-    """The default of a command's option as the command line declares it (e.g. label's --model)."""
-    import typer
-
-    from jobs.cli import app
-
-    group = typer.main.get_command(app)
-    found = getattr(group, "commands", {}).get(command)
-    return next((p.default for p in (found.params if found else []) if p.name == parameter), None)
-
-
 def _get(data: Mapping[str, Any], dotted: str) -> Any:
     node: Any = data
     for part in dotted.split("."):
@@ -152,13 +142,13 @@ def check_paths(
 ) -> str | None:
     """The first path in the command `args` or the user's config `data` that the job cannot use, as
     one line naming it and the fixes; None when all can work. `config` is `data` validated."""
-    from pipelines.registry.model_source import ModelSourceError, parse_reference
+    from pipelines import ModelSourceError, parse_reference
 
     command = args[0]
     inputs: list[tuple[str, str, bool]] = []  # (what, value, is a model reference)
     for option in INPUT_OPTIONS:
         inputs += [(option, value, False) for value in option_values(args, option)]
-    models = option_values(args, *MODEL_OPTIONS) or [m for m in [command_default(command, "model")] if m]
+    models = option_values(args, *MODEL_OPTIONS) or [m for m in [model_default(command)] if m]
     inputs += [("--model", value, True) for value in models]
     for key in INPUT_KEYS + MODEL_KEYS:
         value = _get(data, key)
