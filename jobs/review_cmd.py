@@ -11,7 +11,7 @@ Settings: the pipeline config's `review` section when it has one, then the flags
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,9 +39,14 @@ UrlOpt = Annotated[str | None, typer.Option(help="Label Studio URL (review.label
 ProjectOpt = Annotated[str | None, typer.Option(help="project title (review.label_studio.project)")]
 
 
-def review_settings(config: Path | None, overrides: list[str] | None, seed: int | None = None, **flags: Any):
-    """(pipeline config, review config): the pipeline config's `review` section, then the flags that
-    were given (`--seed` sets the job's one `seed`)."""
+def review_settings(
+    config: Path | None,
+    overrides: list[str] | None,
+    seed: int | None = None,
+    flags: Mapping[str, Any] | None = None,
+):
+    """(pipeline config, review config): the pipeline config's `review` section, then the `flags` that
+    were given (`{"label_studio.url": …}`; None is not given); `--seed` sets the job's one `seed`."""
     from pydantic import ValidationError
 
     from jobs.settings import describe_validation_error
@@ -49,7 +54,7 @@ def review_settings(config: Path | None, overrides: list[str] | None, seed: int 
 
     cfg = load_config(config, list(overrides or []), {"seed": seed})
     data = cfg.review.model_dump()
-    for key, value in flags.items():
+    for key, value in (flags or {}).items():
         if value is None:
             continue
         section = data
@@ -125,9 +130,8 @@ def push_command(
     cfg, settings = review_settings(
         config,
         overrides,
-        budget=budget,
-        seed=seed,
-        **{"label_studio.url": url, "label_studio.project": project},
+        seed,
+        {"budget": budget, "label_studio.url": url, "label_studio.project": project},
     )
     names = cfg.data.labels
     for path in [*labels, *([rows] if rows else [])]:
@@ -176,7 +180,7 @@ def pull_command(
     from pipelines import connect_label_studio, merge_gold, pull_annotations
 
     cfg, settings = review_settings(
-        config, overrides, **{"label_studio.url": url, "label_studio.project": project}
+        config, overrides, flags={"label_studio.url": url, "label_studio.project": project}
     )
     target = output or (Path(settings.gold) if settings.gold else None)
     if target is None:
