@@ -1,18 +1,27 @@
 """The cluster commands: `submit` (a pipeline command as a Ray job), `schedule` (submit on a cron
 schedule, on new data, or on drift), `status` and `logs` of a submitted job.
+
+`schedule`'s drift check reads the job config like the pipeline commands (`--config job.yaml`, `--set`):
+its `drift:` section, `seed`, `data.text_field`, `weak_label.batch_size`, `data.labels`,
+`tracking.drift_experiment`, and the MLflow it logs to by the pipeline's one rule
+(`tracking.tracking_uri`, else $MLFLOW_TRACKING_URI, else a SQLite file beside `storage_path`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from jobs.options import say
-from jobs.settings import UserError
+from jobs.settings import UserError, apply_override, config_data, validate
+
+if TYPE_CHECKING:
+    from pipelines import DriftMonitor, PipelineConfig
 
 CommandArg = Annotated[
     list[str] | None,
@@ -45,18 +54,42 @@ DriftModelOpt = Annotated[
     Path | None,
     typer.Option(help="champion checkpoint folder: new data under --watch submits only when it drifts"),
 ]
+DriftJobOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML/JSON job config for the drift check: its drift: section, seed, data.text_field, "
+        "data.labels, weak_label.batch_size, tracking (default: the local profile)",
+    ),
+]
 DriftConfigOpt = Annotated[
     Path | None,
-    typer.Option(help="YAML/JSON drift settings (a pipeline config's drift: section)"),
+    typer.Option(help="deprecated: give the job config with --config (a file of drift settings alone)"),
 ]
 DriftLabelsOpt = Annotated[
     str | None,
-    typer.Option(help="comma-separated labels (when the checkpoint has no drift reference)"),
+    typer.Option(
+        help="comma-separated labels, when the checkpoint has no drift reference (default: the job's "
+        "data.labels, if --config or --set names them)"
+    ),
+]
+DriftSetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a key of it, e.g. -s drift.sample_size=500 (repeatable)"),
 ]
 TrackingUriOpt = Annotated[
     str | None,
-    typer.Option(help="MLflow for the drift checks (default $MLFLOW_TRACKING_URI, else next to --state)"),
+    typer.Option(
+        help="MLflow for the drift checks (tracking.tracking_uri; default $MLFLOW_TRACKING_URI, else "
+        "beside storage_path)"
+    ),
 ]
+
+DRIFT_CONFIG_DEPRECATED = (
+    "warning: --drift-config is deprecated and will be removed in the next release: give the job config "
+    "with --config (its drift: section; seed, data.text_field, weak_label.batch_size at their own places)"
+)
 
 
 def _spec(command: list[str] | None, working_dir: Path, pip: list[str] | None, key: str, cpus, gpus, allow):
@@ -129,6 +162,8 @@ def schedule(
     num_gpus: GpusOpt = None,
     allow_missing_paths: AllowMissingOpt = False,
     drift_model: DriftModelOpt = None,
+    config: DriftJobOpt = None,
+    overrides: DriftSetOpt = None,
     drift_config: DriftConfigOpt = None,
     drift_labels: DriftLabelsOpt = None,
     tracking_uri: TrackingUriOpt = None,
@@ -136,7 +171,8 @@ def schedule(
     """Retrain periodically: submit the command on a cron schedule, when new data lands, or when it drifts.
 
     Example: gliner-selftrain schedule --cron '0 3 * * *' --watch /data/corpus -- self-train -c job.yaml
-    With --drift-model, new data submits only when the champion sees it drift (docs/operations.md).
+    With --drift-model, new data submits only when the champion sees it drift, judged with the settings
+    of the job config given by --config (docs/operations.md).
     State (last tick, data seen, submissions, drift checks) survives restarts; runs never overlap.
     """
     from jobs.schedule import Scheduler, StateStore, check_cron, single_instance, utcnow
@@ -145,7 +181,7 @@ def schedule(
     if cron:
         check_cron(cron)  # before anything is created or contacted
     base = _spec(command, working_dir, pip, "", num_cpus, num_gpus, allow_missing_paths)
-    drift = _drift_monitor(drift_model, drift_config, drift_labels, tracking_uri, state)
+    drift = drift_monitor(drift_model, config, overrides or [], drift_config, drift_labels, tracking_uri)
     client = cluster_client(address)
 
     def spec_for(tick_key: str):
@@ -166,30 +202,82 @@ def schedule(
         scheduler.run_forever(interval, 1 if once else max_polls)
 
 
-def _drift_monitor(
-    model: Path | None, config: Path | None, labels: str | None, tracking_uri: str | None, state: Path
-):
-    """The scheduler's drift check (`pipelines.DriftMonitor`), or None without --drift-model."""
-    if model is None:
-        if config or labels:
-            raise UserError(
-                "--drift-config and --drift-labels need --drift-model (the champion's checkpoint)"
-            )
-        return None
-    import os
-
-    from pipelines import DriftMonitor, load_drift_job
+def drift_job(
+    config: Path | None,
+    overrides: Sequence[str] = (),
+    drift_config: Path | None = None,
+    tracking_uri: str | None = None,
+) -> tuple[PipelineConfig, dict[str, str]]:
+    """(the job config of the drift check, its labels -> prompts when the user named them, else {}):
+    `config` then `overrides` then `--tracking-uri`, as for a pipeline command. The deprecated
+    `drift_config` file (a job config, or drift settings alone: `pipelines.load_drift_job`) stands in for
+    `config`, with a deprecation message on stderr."""
+    fields = {"tracking.tracking_uri": tracking_uri}
+    if drift_config is None:
+        data = config_data(config, overrides, fields)
+        job = validate(data)
+        named = isinstance(data.get("data"), dict) and "labels" in data["data"]
+        return job, job.prompts() if named else {}
+    typer.echo(DRIFT_CONFIG_DEPRECATED, err=True)
+    if config is not None:
+        raise UserError("give the job config with --config or with the deprecated --drift-config, not both")
+    from pipelines import load_drift_job
 
     try:
-        job = load_drift_job(config) if config else None
-        names = [label.strip() for label in (labels or "").split(",") if label.strip()]
-        uri = (
-            tracking_uri
-            or os.environ.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{state.resolve().parent}/mlflow.db"
+        data = load_drift_job(drift_config).model_dump(mode="json")
+    except (FileNotFoundError, ValueError) as error:
+        raise UserError(str(error)) from None
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if tracking_uri:
+        data["tracking"]["tracking_uri"] = tracking_uri
+    return validate(data), {}
+
+
+def drift_monitor(
+    model: Path | None,
+    config: Path | None = None,
+    overrides: Sequence[str] = (),
+    drift_config: Path | None = None,
+    labels: str | None = None,
+    tracking_uri: str | None = None,
+) -> DriftMonitor | None:
+    """The scheduler's drift check (`pipelines.DriftMonitor`) from the job config (`drift_job`), or None
+    without a drift model. It logs to `tracking.drift_experiment` at the job's tracking URI."""
+    if model is None:
+        given = [
+            name
+            for name, value in (
+                ("--config", config),
+                ("--set", overrides),
+                ("--drift-config", drift_config),
+                ("--drift-labels", labels),
+            )
+            if value
+        ]
+        if given:
+            listed = " and ".join([", ".join(given[:-1]), given[-1]] if len(given) > 1 else given)
+            hint = (
+                "; the job's own config goes after `--`, e.g. -- self-train --config job.yaml"
+                if config or overrides
+                else ""
+            )
+            verb = "needs" if len(given) == 1 else "need"
+            raise UserError(f"{listed} {verb} --drift-model (the champion's checkpoint){hint}")
+        return None
+    from pipelines import DriftMonitor
+    from pipelines import tracking_uri as one_tracking_uri
+
+    job, known = drift_job(config, overrides, drift_config, tracking_uri)
+    names = [label.strip() for label in (labels or "").split(",") if label.strip()]
+    prompts = {name: known.get(name, name) for name in names} if names else known
+    try:
+        monitor = DriftMonitor(model, job, prompts or None)  # checks the model before any folder is made
+        monitor.tracking = (
+            one_tracking_uri(job.tracking.tracking_uri, job.storage_path),
+            job.tracking.drift_experiment,
         )
-        experiment = job.tracking.drift_experiment if job else "gliner-drift"
-        return DriftMonitor(model, job, {n: n for n in names} or None, tracking=(uri, experiment))
+        return monitor
     except (FileNotFoundError, ValueError) as error:
         raise UserError(str(error)) from None
 

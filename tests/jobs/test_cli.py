@@ -121,7 +121,7 @@ def test_dry_run_hides_credentials_in_uris(capsys):
         ),
         (
             ["schedule", "--drift-labels", "a", "--", "self-train", "--storage", "/tmp/runs"],
-            "--drift-config and --drift-labels need --drift-model",
+            "--drift-labels needs --drift-model",
         ),
         (
             [
