@@ -4,15 +4,16 @@
 
 Rooms (sub-packages), each with one concern; dependencies run one way, down this list:
 
-    loop/        the self-training loop and the stages the command line runs (`stages`, `run_stage`)
+    loop/        the self-training loop, the stages the command line runs (`stages`, `run_stage`) and the
+                 Ray instance a job joins (`runtime`)
     ops/         serving exports, drift checks, the review queue in Label Studio
     registry/    MLflow: runs, the model registry, provenance, resolving what a user calls a model
     training/    Ray Train: the epoch plan, the worker loop, the driver, the step-metric sender
     weak/        weak supervision: GLiNER prompt views, labeling functions, label model, merge
     selection/   span-level evaluation, weight interpolation, the promotion decision
     data/        documents, gold rows, the span column, storage (local or object storage)
-    config/, reports.py, console.py, runtime.py   shared by all: typed settings, typed stage
-                 reports, what a person sees while a job runs, the Ray instance a job joins
+    config/, reports.py, console.py   shared by all: typed settings, typed stage reports, what a person
+                 sees while a job runs
 
 Model math lives in `gliner_core`, LLM labels in `synth`. Names are imported on first use, so
 `import pipelines` (and `gliner-selftrain --help`) stays fast.
@@ -72,8 +73,8 @@ _EXPORTS = {
     "SynthStageReport": "pipelines.reports",
     # what a job runs on, reads and writes
     "Console": "pipelines.console",
-    "ensure_ray": "pipelines.runtime",
-    "backbone_path": "pipelines.runtime",
+    "ensure_ray": "pipelines.loop.runtime",
+    "backbone_path": "pipelines.loop.runtime",
     "read_documents": "pipelines.data.read",
     "read_gold": "pipelines.data.read",
     "write_parquet": "pipelines.data.storage",
@@ -225,7 +226,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         TrainReport,
         WeakLabelReport,
     )
-    from pipelines.runtime import backbone_path, ensure_ray
+    from pipelines.loop.runtime import backbone_path, ensure_ray
     from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold, predict_gold, score
     from pipelines.selection.interpolation import choose_weight, interpolate_state
     from pipelines.selection.promotion import decide_on_scores, guard_losses

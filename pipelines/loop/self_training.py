@@ -33,7 +33,7 @@ from pipelines.registry.models import Registry
 from pipelines.registry.provenance import Provenance
 from pipelines.registry.tracking import log_job, own_tracking_env, use_experiment
 from pipelines.reports import EvalReport, MergeReport
-from pipelines.runtime import ensure_ray
+from pipelines.loop.runtime import ensure_ray
 from pipelines.selection.interpolation import interpolate_model
 from pipelines.selection.promotion import decide
 

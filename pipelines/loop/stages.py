@@ -44,7 +44,7 @@ from pipelines.reports import (
     TrainReport,
     WeakLabelReport,
 )
-from pipelines.runtime import backbone_path, ensure_ray
+from pipelines.loop.runtime import backbone_path, ensure_ray
 from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold
 from pipelines.training.train_worker import StepHook, TrainSpec
 from pipelines.training.trainer import train_model

@@ -309,98 +309,126 @@ def save_and_report(
     return metrics
 
 
-def train_loop(loop_config: dict) -> None:
-    """The function `TorchTrainer` runs on every worker:
-    `{"spec": TrainSpec, "step_hook": hook or None, "record_hook": hook or None}`."""
-    from pipelines.training.metrics_sink import MetricsSink
+class Worker:
+    """One Ray Train worker's run: its rank, its copy of the rows, the epoch plans, its model and
+    optimizer, and (rank 0) the metric sender."""
 
-    spec: TrainSpec = loop_config["spec"]
-    step_hook: StepHook | None = loop_config.get("step_hook")
-    record_hook: RecordHook | None = loop_config.get("record_hook")
-    config = spec.config
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(config.torch_threads or max(1, int(config.cpus_per_worker)))
-    device = ray.train.torch.get_device()
-    data = load_rows()
-    global_batch = config.batch_size * world
-    plans: dict[int, list[list[int]]] = {}
+    def __init__(self, spec: TrainSpec, step_hook: StepHook | None, record_hook: RecordHook | None):
+        from pipelines.training.metrics_sink import MetricsSink
 
-    def plan(epoch: int) -> list[list[int]]:
-        if epoch not in plans:
-            plans.clear()
-            plans[epoch] = epoch_plan(data.lengths, global_batch, spec.seed, epoch, config.bucket_window)
-        return plans[epoch]
-
-    steps_per_epoch = len(plan(0))
-    total_steps = config.epochs * steps_per_epoch
-    state = restore(spec, total_steps)
-    filler = data.rows([next(i for i, n in enumerate(data.lengths) if n > 0)])[0]
-    if rank == 0 and data.trainable < len(data):
-        log.warning("%d of %d training rows have no word: left out", len(data) - data.trainable, len(data))
-    sink = (
-        MetricsSink(
-            spec.tracking_uri, spec.run_id, spec.metrics_spool, flush_timeout_s=spec.metrics_flush_timeout_s
+        self.spec, self.config = spec, spec.config
+        self.step_hook, self.record_hook = step_hook, record_hook
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+        torch.set_num_threads(self.config.torch_threads or max(1, int(self.config.cpus_per_worker)))
+        self.device = ray.train.torch.get_device()
+        self.data = load_rows()
+        self.global_batch = self.config.batch_size * self.world
+        self._plans: dict[int, list[list[int]]] = {}
+        self.total_steps = self.config.epochs * len(self.plan(0))
+        self.state = restore(spec, self.total_steps)
+        self.filler = self.data.rows([next(i for i, n in enumerate(self.data.lengths) if n > 0)])[0]
+        if self.rank == 0 and self.data.trainable < len(self.data):
+            left_out = len(self.data) - self.data.trainable
+            log.warning("%d of %d training rows have no word: left out", left_out, len(self.data))
+        self.sink = (
+            MetricsSink(
+                spec.tracking_uri,
+                spec.run_id,
+                spec.metrics_spool,
+                flush_timeout_s=spec.metrics_flush_timeout_s,
+            )
+            if self.rank == 0
+            else None
         )
-        if rank == 0
-        else None
-    )
-    started = time.perf_counter()
-    samples = 0
+        self.started = time.perf_counter()
+        self.samples = 0
 
-    def report(metrics: dict[str, float], end_of_epoch: bool, batches_done: int) -> None:
-        reported = save_and_report(state, spec, rank, metrics, end_of_epoch, batches_done)
-        if sink:
-            sink.log({k: v for k, v in reported.items() if isinstance(v, (int, float))}, state.step)
-            sink.flush()
+    def plan(self, epoch: int) -> list[list[int]]:
+        """The epoch's global batches (row indices), the same on every rank; one epoch's plan is kept."""
+        if epoch not in self._plans:
+            self._plans.clear()
+            self._plans[epoch] = epoch_plan(
+                self.data.lengths, self.global_batch, self.spec.seed, epoch, self.config.bucket_window
+            )
+        return self._plans[epoch]
 
-    while state.epoch < config.epochs:
+    def report(self, metrics: dict[str, float], end_of_epoch: bool, batches_done: int) -> None:
+        reported = save_and_report(self.state, self.spec, self.rank, metrics, end_of_epoch, batches_done)
+        if self.sink:
+            self.sink.log({k: v for k, v in reported.items() if isinstance(v, (int, float))}, self.state.step)
+            self.sink.flush()
+
+    def step(self, batch: int, global_rows: list[int]) -> float:
+        """Global batch number `batch` of the epoch: this rank's part of it, one optimizer step."""
+        state, spec = self.state, self.spec
+        mine = rank_rows(global_rows, self.rank, self.world)
+        # label order, negative sampling and dropout: seeded by the step's place in the plan
+        rng = random.Random(step_seed("rows", spec.seed, state.epoch, batch, self.rank))
+        torch.manual_seed(step_seed("torch", spec.seed, state.epoch, batch, self.rank))
+        rows = self.data.rows(mine)
+        loss = train_step(state, spec, rows, len(global_rows), self.world, self.filler, rng, self.device)
+        self.samples += len(global_rows)
+        if self.record_hook is not None:
+            ids = [self.data.ids[i] for i in mine]
+            record = StepRecord(
+                state.epoch,
+                batch,
+                state.step,
+                self.rank,
+                self.world,
+                ids,
+                len(global_rows),
+                loss,
+                state.module,
+            )
+            self.record_hook(record)
+        if self.step_hook is not None:
+            self.step_hook(state.step, self.rank)
+        return loss
+
+    def show(self, losses: list[float]) -> None:
+        """Step metrics to MLflow (rank 0), and every 10 steps a progress line for the console's bar."""
+        state = self.state
+        if self.sink:
+            lr = float(state.scheduler.get_last_lr()[-1])
+            self.sink.log({"train_loss": losses[-1], "lr_heads": lr}, state.step)
+        if self.rank == 0 and state.step % 10 == 0:
+            recent = sum(losses[-10:]) / len(losses[-10:])
+            line = progress_line(
+                self.spec.progress_stage, state.step, self.total_steps, epoch=state.epoch + 1, loss=recent
+            )
+            emit(line)
+
+    def epoch(self) -> None:
+        """The rest of the current epoch's plan (all of it, unless resumed mid-epoch), then its report."""
+        state = self.state
         losses: list[float] = []
-        batches = plan(state.epoch)
+        batches = self.plan(state.epoch)
         done = state.skip
         # resumed mid-epoch: the first `skip` batches of this epoch's plan were trained before the failure
         for done in range(state.skip + 1, len(batches) + 1):
-            global_rows = batches[done - 1]
-            mine = rank_rows(global_rows, rank, world)
-            # label order, negative sampling and dropout: seeded by the step's place in the plan
-            rng = random.Random(step_seed("rows", spec.seed, state.epoch, done, rank))
-            torch.manual_seed(step_seed("torch", spec.seed, state.epoch, done, rank))
-            loss = train_step(state, spec, data.rows(mine), len(global_rows), world, filler, rng, device)
-            losses.append(loss)
-            samples += len(global_rows)
-            if sink:
-                sink.log(
-                    {"train_loss": loss, "lr_heads": float(state.scheduler.get_last_lr()[-1])}, state.step
-                )
-            if rank == 0 and state.step % 10 == 0:
-                recent = sum(losses[-10:]) / len(losses[-10:])
-                emit(
-                    progress_line(
-                        spec.progress_stage, state.step, total_steps, epoch=state.epoch + 1, loss=recent
-                    )
-                )
-            if record_hook is not None:
-                ids = [data.ids[i] for i in mine]
-                record = StepRecord(
-                    state.epoch, done, state.step, rank, world, ids, len(global_rows), loss, state.module
-                )
-                record_hook(record)
-            if step_hook is not None:
-                step_hook(state.step, rank)
-            if config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                report({"train_loss": sum(losses) / len(losses)}, False, done)
+            losses.append(self.step(done, batches[done - 1]))
+            self.show(losses)
+            if self.config.checkpoint_every and state.step % self.config.checkpoint_every == 0:
+                self.report({"train_loss": sum(losses) / len(losses)}, False, done)
         state.skip = 0
-        seconds = time.perf_counter() - started
-        report(
-            {
-                "train_loss": sum(losses) / len(losses) if losses else float("nan"),
-                "train_seconds": seconds,
-                "train_samples_per_second": samples / seconds if seconds > 0 else 0.0,
-                "rows_without_words": float(len(data) - data.trainable),
-            },
-            True,
-            done,
-        )
+        seconds = time.perf_counter() - self.started
+        metrics = {
+            "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+            "train_seconds": seconds,
+            "train_samples_per_second": self.samples / seconds if seconds > 0 else 0.0,
+            "rows_without_words": float(len(self.data) - self.data.trainable),
+        }
+        self.report(metrics, True, done)
         state.epoch += 1
-    if sink:
-        sink.close()
+
+
+def train_loop(loop_config: dict) -> None:
+    """The function `TorchTrainer` runs on every worker:
+    `{"spec": TrainSpec, "step_hook": hook or None, "record_hook": hook or None}`."""
+    worker = Worker(loop_config["spec"], loop_config.get("step_hook"), loop_config.get("record_hook"))
+    while worker.state.epoch < worker.config.epochs:
+        worker.epoch()
+    if worker.sink:
+        worker.sink.close()

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 import ray.data
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from pipelines.data.storage import copy_tree, is_uri, redact_uri
@@ -43,15 +43,47 @@ def train_model(
 ) -> TrainReport:
     """Fine-tune `spec.start_model` on `rows`; the best epoch (dev micro F1) is copied to `output_dir`."""
     started = time.perf_counter()
-    config = spec.config
     if spec.tracking_uri and spec.metrics_spool is None:
         spec.metrics_spool = f"{storage_path.rstrip('/')}/{run_name}/unsent_mlflow_metrics.jsonl"
+    hooks = {"step_hook": step_hook, "record_hook": record_hook}
+    result = torch_trainer(rows, spec, hooks, run_name, storage_path).fit()
+    if result.error:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    history = (
+        list(result.metrics_dataframe.to_dict("records")) if result.metrics_dataframe is not None else []
+    )
+    best, best_metrics = best_checkpoint(result, bool(spec.dev))
+    copy_checkpoint(best, output_dir)
+    return TrainReport(
+        model_path=f"{output_dir.rstrip('/')}/{MODEL_DIR}",
+        metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
+        dev_threshold=spec.eval_threshold,
+        history=history,
+        seconds=time.perf_counter() - started,
+        rows=spec.num_rows,
+        unsent_metrics=unsent_metrics(spec),
+    )
+
+
+def torch_trainer(
+    rows: ray.data.Dataset, spec: TrainSpec, hooks: dict, run_name: str, storage_path: str
+) -> TorchTrainer:
+    """The Ray Train group for `spec`: its workers, failure handling and checkpoints to keep."""
+    config = spec.config
     resources = {"CPU": config.cpus_per_worker}
     if config.gpus_per_worker:
         resources["GPU"] = config.gpus_per_worker
-    trainer = TorchTrainer(
+    # keeps the best epoch by dev F1 and the latest checkpoint (Ray never deletes the latest)
+    checkpoints = (
+        CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute="dev_micro_f1", checkpoint_score_order="max"
+        )
+        if spec.dev
+        else CheckpointConfig(num_to_keep=1)
+    )
+    return TorchTrainer(
         train_loop,
-        train_loop_config={"spec": spec, "step_hook": step_hook, "record_hook": record_hook},
+        train_loop_config={"spec": spec, **hooks},
         scaling_config=ScalingConfig(
             num_workers=config.num_workers,
             use_gpu=config.gpus_per_worker > 0,
@@ -61,37 +93,37 @@ def train_model(
             name=run_name,
             storage_path=storage_path,
             failure_config=FailureConfig(max_failures=config.max_failures),
-            # keeps the best epoch by dev F1 and the latest checkpoint (Ray never deletes the latest)
-            checkpoint_config=CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="dev_micro_f1", checkpoint_score_order="max"
-            )
-            if spec.dev
-            else CheckpointConfig(num_to_keep=1),
+            checkpoint_config=checkpoints,
         ),
         datasets={"train": rows},
         # every worker reads every row, in the same order (see the module docstring)
         dataset_config=DataConfig(datasets_to_split=[], execution_options=ingest_options()),
     )
-    result = trainer.fit()
-    if result.error:
-        raise RuntimeError(f"training failed: {result.error}") from result.error
-    history = (
-        list(result.metrics_dataframe.to_dict("records")) if result.metrics_dataframe is not None else []
-    )
-    best = result.checkpoint
-    best_metrics = dict(result.metrics or {})
-    if spec.dev and result.best_checkpoints:
+
+
+def best_checkpoint(result, scored_on_dev: bool) -> tuple[Checkpoint, dict]:
+    """The checkpoint with the best dev micro F1 (else the latest) and its metrics."""
+    best, metrics = result.checkpoint, dict(result.metrics or {})
+    if scored_on_dev and result.best_checkpoints:
         scored = [(c, m) for c, m in result.best_checkpoints if "dev_micro_f1" in m]
         if scored:
-            best, best_metrics = max(scored, key=lambda cm: cm[1]["dev_micro_f1"])
+            best, metrics = max(scored, key=lambda cm: cm[1]["dev_micro_f1"])
     if best is None:
         raise RuntimeError("training produced no checkpoint")
+    return best, metrics
+
+
+def copy_checkpoint(checkpoint: Checkpoint, output_dir: str) -> None:
     if is_uri(output_dir):
         with tempfile.TemporaryDirectory() as directory:
-            copy_tree(best.to_directory(directory), output_dir)
+            copy_tree(checkpoint.to_directory(directory), output_dir)
     else:
         os.makedirs(output_dir, exist_ok=True)
-        best.to_directory(output_dir)
+        checkpoint.to_directory(output_dir)
+
+
+def unsent_metrics(spec: TrainSpec) -> str | None:
+    """The spool of step metrics MLflow did not receive (logged as an error), or None."""
     spool = spec.metrics_spool
     unsent = spool if spool and spec.tracking_uri and file_exists(spool) else None
     if unsent:
@@ -104,15 +136,7 @@ def train_model(
             unsent,
             uri,
         )
-    return TrainReport(
-        model_path=f"{output_dir.rstrip('/')}/{MODEL_DIR}",
-        metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
-        dev_threshold=spec.eval_threshold,
-        history=history,
-        seconds=time.perf_counter() - started,
-        rows=spec.num_rows,
-        unsent_metrics=unsent,
-    )
+    return unsent
 
 
 def ingest_options():
