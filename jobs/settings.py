@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pipelines.config import PipelineConfig
+from pipelines import PipelineConfig
 
 
 class UserError(Exception):

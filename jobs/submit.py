@@ -29,7 +29,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from jobs.settings import UserError, config_data, validate
 from jobs.upload import EXCLUDES, check_paths, option_value, option_values
-from pipelines.registry.provenance import git_commit
+from pipelines import git_commit
 
 # Commands that may run on a cluster (everything but the cluster commands themselves).
 PIPELINE_COMMANDS = ("synth", "label", "train", "evaluate", "self-train", "predict")

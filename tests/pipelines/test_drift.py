@@ -15,7 +15,7 @@ import pytest
 
 from jobs.schedule import Scheduler, StateStore
 from jobs.settings import UserError
-from pipelines.config import REFERENCE_FILE, DriftConfig
+from pipelines.config import REFERENCE_FILE, SAMPLE_DIR, DriftConfig, PipelineConfig
 from pipelines.ops.drift import DriftReport, Profile, compare, profile_of, psi, sample_texts
 
 LABELS = {"person": "person", "organisation": "organisation", "location": "location"}
@@ -115,23 +115,25 @@ def _all(path: Path) -> list[str]:
 
 
 def test_drift_settings_from_yaml(tmp_path):
-    from pipelines.ops.drift import load_drift_config
+    """A job's `drift:` section is its drift settings; the deprecated `--drift-config` file may also be
+    drift settings alone (`load_drift_job` reads both as a job config)."""
+    from pipelines.ops.drift import load_drift_job
 
-    assert load_drift_config(None) == DriftConfig()
     pipeline = tmp_path / "job.yaml"
     pipeline.write_text("data:\n  labels: [person]\ndrift:\n  sample_size: 50\n  max_label_js: 0.3\n")
-    assert load_drift_config(pipeline) == DriftConfig(sample_size=50, max_label_js=0.3)
-    from pipelines.config import PipelineConfig
-
     assert PipelineConfig.load(pipeline).drift == DriftConfig(sample_size=50, max_label_js=0.3)
+    assert load_drift_job(pipeline).drift == DriftConfig(sample_size=50, max_label_js=0.3)
+    assert load_drift_job(pipeline).data.labels == ["person"]
     bare = tmp_path / "drift.yaml"
     bare.write_text("significance: 0.05\n")
-    assert load_drift_config(bare).significance == 0.05
+    assert load_drift_job(bare).drift.significance == 0.05
     bare.write_text("sample_size: -1\nnope: 1\n")
-    with pytest.raises(ValueError, match=r"bad drift settings: sample_size: .*; nope: Extra inputs"):
-        load_drift_config(bare)
+    with pytest.raises(
+        ValueError, match=r"bad drift settings: drift.sample_size: .*; drift.nope: Extra inputs"
+    ):
+        load_drift_job(bare)
     with pytest.raises(FileNotFoundError, match="drift config not found"):
-        load_drift_config(tmp_path / "missing.yaml")
+        load_drift_job(tmp_path / "missing.yaml")
 
 
 # -- the scheduler's drift trigger ------------------------------------------------------------------
@@ -244,7 +246,7 @@ def test_state_from_before_the_drift_trigger_still_opens(tmp_path):
 
 # -- a real MiniLM GLiNER, a real scheduler, a real MLflow store ----------------------------------------
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
+SAMPLE = SAMPLE_DIR
 NEWS_LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}
 
 
@@ -315,8 +317,9 @@ def test_the_scheduler_retrains_on_drift_and_not_on_more_of_the_same(news_champi
     from pipelines.ops.drift import DriftMonitor, write_reference
 
     news = [json.loads(line)["text"] for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()]
-    config = DriftConfig(sample_size=60)
-    reference = write_reference(news_champion, news[:60], NEWS_LABELS, config)
+    job = PipelineConfig(drift=DriftConfig(sample_size=60))
+    config = job.drift
+    reference = write_reference(news_champion, news[:60], NEWS_LABELS, job)
     assert reference == Path(news_champion) / REFERENCE_FILE
     profile = Profile.load(reference)
     assert profile.documents == 60 and profile.spans >= config.min_spans and profile.labels == NEWS_LABELS
@@ -325,7 +328,7 @@ def test_the_scheduler_retrains_on_drift_and_not_on_more_of_the_same(news_champi
     corpus.mkdir()
     write_jsonl(corpus / "news-0002.jsonl", news[60:120])  # more of the same domain
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monitor = DriftMonitor(news_champion, config, tracking=(uri, "drift"))
+    monitor = DriftMonitor(news_champion, job, tracking=(uri, "drift"))
     cluster = FakeCluster()
     state = StateStore(tmp_path / "state.db")
     s = Scheduler(cluster, state, watch=str(corpus), drift=monitor, say=print)
@@ -360,7 +363,8 @@ def test_a_champion_without_reference_gets_one_from_its_first_batch(news_champio
     news = [json.loads(line)["text"] for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()]
     write_jsonl(batch, news[120:140])
     with pytest.raises(ValueError, match="no labels to make one"):
-        DriftMonitor(model, DriftConfig(sample_size=20))([batch])
-    report = DriftMonitor(model, DriftConfig(sample_size=20), labels=NEWS_LABELS)([batch])
+        DriftMonitor(model, PipelineConfig(drift=DriftConfig(sample_size=20)))([batch])
+    job = PipelineConfig(drift=DriftConfig(sample_size=20))
+    report = DriftMonitor(model, job, labels=NEWS_LABELS)([batch])
     assert not report.drifted and report.reason.startswith("no reference yet")
     assert Profile.load(model / REFERENCE_FILE).documents == 20
