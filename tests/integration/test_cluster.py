@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from tests.integration.conftest import ROOT
 from tests.synth.conftest import OpenAIStub
 
-SAMPLE = ROOT / "pipelines" / "sample"
+SAMPLE = ROOT / "sample"
 BUCKET = "s3://gliner-runs"
 DOCUMENTS = 24
 

@@ -22,12 +22,12 @@ import torch
 from safetensors.torch import load_file
 
 from gliner_core import GLiNER
-from pipelines.config import TrainConfig
+from pipelines.config import SAMPLE_DIR, TrainConfig
 from pipelines.data.read import read_gold
 from pipelines.training.train_worker import StepRecord, TrainSpec
 from pipelines.training.trainer import train_model
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
+SAMPLE = SAMPLE_DIR
 LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}
 EPOCHS, GLOBAL_BATCH = 2, 4
 TIMEOUT_S = 420  # a hung all-reduce never returns: fail the run instead of the suite

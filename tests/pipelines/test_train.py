@@ -11,12 +11,12 @@ import ray.data
 import torch
 
 from gliner_core import GLiNER
-from pipelines.config import TrainConfig
+from pipelines.config import SAMPLE_DIR, TrainConfig
 from pipelines.data.read import read_gold
 from pipelines.training.train_worker import TrainSpec
 from pipelines.training.trainer import train_model
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
+SAMPLE = SAMPLE_DIR
 LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}
 
 

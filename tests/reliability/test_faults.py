@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import ray.data
 
-from pipelines.config import TrainConfig, WeakLabelConfig
+from pipelines.config import SAMPLE_DIR, TrainConfig, WeakLabelConfig
 from pipelines.data.read import read_gold
 from pipelines.training.metrics_sink import replay_metrics
 from pipelines.training.train_worker import TrainSpec
@@ -68,7 +68,7 @@ def test_killed_weak_label_actor_loses_no_document(ray_local, tiny_model):
 
 # --------------------------------------------------------------------------- MLflow outage
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "sample"
+SAMPLE = SAMPLE_DIR
 LABELS = {"person": "person", "organisation": "organisation", "location": "location", "date": "date"}
 
 

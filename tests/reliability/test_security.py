@@ -154,7 +154,7 @@ def test_secrets_never_reach_mlflow_or_the_logs(
 
     from mlflow.tracking import MlflowClient
 
-    from pipelines.config import PipelineConfig
+    from pipelines.config import SAMPLE_DIR, PipelineConfig
     from pipelines.data.read import read_gold
     from pipelines.loop.self_training import run
 
@@ -166,7 +166,7 @@ def test_secrets_never_reach_mlflow_or_the_logs(
     secrets["uri"] = uri_password
     url = mlflow_server.url.replace("http://", f"http://svc:{uri_password}@")
 
-    sample = REPO / "pipelines" / "sample"
+    sample = SAMPLE_DIR
     dev = write_gold(tmp_path / "dev.jsonl", read_gold(str(sample / "gold_dev.jsonl"))[:4])
     config = PipelineConfig.model_validate(
         {

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_CORPUS = REPO / "pipelines" / "sample" / "corpus.jsonl"
+SAMPLE_CORPUS = REPO / "sample" / "corpus.jsonl"
 
 
 @pytest.fixture(scope="session")
