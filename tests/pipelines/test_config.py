@@ -13,7 +13,12 @@ def test_setting_one_key_of_model_settings_keeps_the_others():
     """`--set model.settings.labels_encoder=…` used to replace the whole mapping: the sample's
     hidden_size 384, max_len 256 and dropout 0.1 fell back to GLiNERConfig's defaults."""
     cfg = load_config(None, ["model.settings.span_mode=token_level"])
-    assert cfg.model.settings == {"hidden_size": 384, "max_len": 256, "dropout": 0.1, "span_mode": "token_level"}
+    assert cfg.model.settings == {
+        "hidden_size": 384,
+        "max_len": 256,
+        "dropout": 0.1,
+        "span_mode": "token_level",
+    }
     cfg = load_config(None, ["model.settings.max_len=128"])
     assert cfg.model.settings["max_len"] == 128 and cfg.model.settings["hidden_size"] == 384
 
