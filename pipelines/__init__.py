@@ -173,6 +173,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from pipelines.console import Console
     from pipelines.data.read import read_documents, read_gold
     from pipelines.data.storage import redact_config, redact_uri, write_parquet
+    from pipelines.loop.runtime import backbone_path, ensure_ray
     from pipelines.loop.self_training import RunSummary, SelfTraining, run
     from pipelines.loop.stages import (
         NothingToTrain,
@@ -226,7 +227,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         TrainReport,
         WeakLabelReport,
     )
-    from pipelines.loop.runtime import backbone_path, ensure_ray
     from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold, predict_gold, score
     from pipelines.selection.interpolation import choose_weight, interpolate_state
     from pipelines.selection.promotion import decide_on_scores, guard_losses

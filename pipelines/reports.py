@@ -1,6 +1,6 @@
 """What each stage returns: a typed report with a one-line summary for the console and what MLflow keeps.
 
-`Tracked` is the MLflow side (metrics, params, artifacts); `pipelines.registry.tracking.log_report` is the one
+`Tracked` is the MLflow side (metrics, params, artifacts); `pipelines.loop.tracked.log_report` is the one
 place that sends it. Reports hold plain data only, so stages stay free of MLflow.
 """
 

@@ -119,17 +119,18 @@ class JobGold:
 
     dev: list[dict]  # `data.dev_gold`: model selection and promotion
     test: list[dict] | None  # `data.test_gold`, when given: reported, never chosen on
-    replay: list[dict]  # the seed's gold training rows, replayed in each iteration (`loop.replay`)
-    replay_labels: list[str]  # their labels: negatives for rows without a label set
+    seed_rows: list[dict]  # the seed's gold training rows (`data.seed_gold`): the seed trains on them,
+    # and each iteration replays a share of them (`loop.replay`)
+    seed_labels: list[str]  # their labels: negatives for rows without a label set
 
 
 def job_gold(config: PipelineConfig) -> JobGold:
-    """Read the job's dev and test sets and, when it replays gold, its seed rows."""
+    """Read the job's dev and test sets and its seed rows."""
     data = config.data
-    replay, labels = seed_training_rows(config) if config.loop.replay and data.seed_gold else ([], [])
+    seed_rows, seed_labels = seed_training_rows(config)
     return JobGold(
         dev=read_gold(data.dev_gold),
         test=read_gold(data.test_gold) if data.test_gold else None,
-        replay=replay,
-        replay_labels=labels,
+        seed_rows=seed_rows,
+        seed_labels=seed_labels,
     )

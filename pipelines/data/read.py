@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ DOCUMENT_SCHEMA = pa.schema([("doc_id", pa.string()), ("text", pa.string()), ("s
 READ_ISSUES = ("invalid_utf8", "invalid_json", "not_an_object", "no_text")
 JSONL_EXTENSIONS = ["jsonl", "ndjson", "jsonl.gz"]
 JSONL_BLOCK_ROWS = 1024  # documents per block after reading a JSONL file
+FORMAT_OF_SUFFIX = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv"}
+FORMAT_OF_SUFFIX |= {".parquet": "parquet", ".pq": "parquet"}
 
 
 def text_id(text: str) -> str:
@@ -41,23 +42,29 @@ def text_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def detect_format(path: str, names: Sequence[str] | None) -> str:
-    """The corpus format of `path` by its suffix, or for a folder by the names of its files (`names`,
-    None for a file)."""
+def corpus_format(path: str, fmt: str = "auto") -> tuple[str, bool]:
+    """(format, is a folder) of a corpus: `fmt` when given, else by the suffix of `path` or, for a folder,
+    by the names of its files."""
+    names = folder_names(path)  # None: not a folder
+    if fmt != "auto":
+        return fmt, names is not None
     suffix = Path(path.rstrip("/")).suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return "jsonl"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix in (".csv", ".tsv"):
-        return "csv"
+    by_suffix = {
+        ".jsonl": "jsonl",
+        ".json": "jsonl",
+        ".ndjson": "jsonl",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
+    by_suffix |= {".csv": "csv", ".tsv": "csv"}
+    if suffix in by_suffix:
+        return by_suffix[suffix], names is not None
     if names is not None:
         if "dataset_info.json" in names and not is_uri(path):
-            return "hf"
-        if any(name.endswith(".parquet") for name in names):
-            return "parquet"
-        if any(name.endswith(".jsonl") for name in names):
-            return "jsonl"
+            return "hf", True
+        for fmt, ending in (("parquet", ".parquet"), ("jsonl", ".jsonl")):
+            if any(name.endswith(ending) for name in names):
+                return fmt, True
     raise ValueError(f"cannot tell the format of {path}: give corpus_format (jsonl, parquet, csv, hf)")
 
 
@@ -80,10 +87,9 @@ def read_documents(
     """The corpus as a Ray Dataset of documents (lazy: nothing is read until a stage runs)."""
     if not is_uri(path) and not Path(path).exists():
         raise FileNotFoundError(f"corpus not found: {path}")
-    names = folder_names(path)  # None: a file
-    fmt = detect_format(path, names) if fmt == "auto" else fmt
+    fmt, folder = corpus_format(path, fmt)
     if fmt == "jsonl" and not path.endswith(".json"):
-        extensions = JSONL_EXTENSIONS if names is not None else None
+        extensions = JSONL_EXTENSIONS if folder else None
         files = ray.data.read_binary_files(path, include_paths=True, file_extensions=extensions)
         ds = files.map_batches(
             partial(jsonl_documents, text_field=text_field, source=path), batch_format="pyarrow", batch_size=1

@@ -28,12 +28,12 @@ from pipelines.console import Console
 from pipelines.data.gold import job_gold
 from pipelines.data.storage import check_writable, copy_tree, is_uri, redact_uri, resolve
 from pipelines.loop import stages
+from pipelines.loop.runtime import ensure_ray
 from pipelines.loop.tracked import Report, run_stage
 from pipelines.registry.models import Registry
 from pipelines.registry.provenance import Provenance
-from pipelines.registry.tracking import log_job, own_tracking_env, use_experiment
+from pipelines.registry.tracking import log_job, own_tracking_env
 from pipelines.reports import EvalReport, MergeReport
-from pipelines.loop.runtime import ensure_ray
 from pipelines.selection.interpolation import interpolate_model
 from pipelines.selection.promotion import decide
 
@@ -86,8 +86,10 @@ class SelfTraining:
         self.run_id: str | None = None  # the MLflow parent run, once started
         gold = job_gold(config)
         self.dev, self.test = gold.dev, gold.test
-        self.gold = gold.replay  # seed gold rows replayed in each iteration (`loop.replay`)
-        self.gold_labels = gold.replay_labels  # their labels: negatives for rows without a label set
+        self.seed_gold, self.seed_labels = gold.seed_rows, gold.seed_labels  # what the seed trains on
+        replay = bool(config.loop.replay)
+        self.gold = self.seed_gold if replay else []  # gold rows each iteration replays (`loop.replay`)
+        self.gold_labels = self.seed_labels if replay else []  # their labels: negatives for unlabeled rows
         self.provenance: Provenance | None = None  # datasets, teacher, code and config: `log_job`
         self.seed_rows: str | None = None  # the seed model's training rows, once written
 
@@ -141,9 +143,9 @@ class SelfTraining:
         if not self.config.data.seed_gold:
             self.say("no data.seed_gold: starting from the backbone with untrained heads")
             return base
-        rows, pool = stages.write_seed_rows(self.config, f"{self.root}/seed/train_rows")
+        rows = stages.write_seed_rows(self.config, self.seed_gold, f"{self.root}/seed/train_rows")
         self.seed_rows = rows
-        return self.train(rows, base, f"{self.root}/seed", seed=True, label_pool=pool)
+        return self.train(rows, base, f"{self.root}/seed", seed=True, label_pool=self.seed_labels)
 
     def start_model(self) -> tuple[str, str | None]:
         """(checkpoint path, registry version) to start from."""
@@ -240,7 +242,6 @@ class SelfTraining:
     def run_loop(self) -> RunSummary:
         cfg = self.config
         ensure_ray(cfg.ray_address, verbose=self.console.verbose)
-        use_experiment(cfg.tracking.experiment, self.uri, cfg.storage_path)
         documents = stages.read_corpus(cfg)
         with mlflow.start_run(run_name=self.run) as parent:
             self.provenance = log_job(cfg, list(self.labels), len(self.dev))

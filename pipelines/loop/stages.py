@@ -24,7 +24,7 @@ import ray.data
 
 from gliner_core import GLiNER
 from pipelines.config import PipelineConfig, SourceConfig, TrainConfig
-from pipelines.data.gold import replay_sample, seed_training_rows
+from pipelines.data.gold import replay_sample
 from pipelines.data.read import read_documents, read_gold
 from pipelines.data.storage import (
     check_writable,
@@ -36,6 +36,7 @@ from pipelines.data.storage import (
     save_model,
     write_parquet,
 )
+from pipelines.loop.runtime import backbone_path, ensure_ray
 from pipelines.reports import (
     CalibrationReport,
     EvalReport,
@@ -44,7 +45,6 @@ from pipelines.reports import (
     TrainReport,
     WeakLabelReport,
 )
-from pipelines.loop.runtime import backbone_path, ensure_ray
 from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold
 from pipelines.training.train_worker import StepHook, TrainSpec
 from pipelines.training.trainer import train_model
@@ -227,13 +227,12 @@ def label_corpus(
     return weak, merge_training_rows(config, weak.path, f"{output}/train_rows", synth_rows)
 
 
-def write_seed_rows(config: PipelineConfig, output: str) -> tuple[str, list[str]]:
-    """The seed's gold rows (`data.seed_gold`, every set) as training-row Parquet under `output`;
-    returns the path and the union of the sets' labels (the seed's negative-label pool)."""
-    rows, labels = seed_training_rows(config)
+def write_seed_rows(config: PipelineConfig, rows: Sequence[Mapping], output: str) -> str:
+    """The seed's gold training rows (`data.gold.seed_training_rows` of `data.seed_gold`) as
+    training-row Parquet under `output`; returns the path."""
     if not rows:
         raise ValueError(f"data.seed_gold holds no rows: {[s.path for s in config.data.seed_gold]}")
-    return write_parquet(ray.data.from_items(rows), output), labels
+    return write_parquet(ray.data.from_items(list(rows)), output)
 
 
 def train_on_rows(

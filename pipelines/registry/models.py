@@ -24,7 +24,7 @@ from pipelines.config import PipelineConfig
 from pipelines.data.storage import local_copy
 from pipelines.registry.lineage import log_datasets, tag_version
 from pipelines.registry.provenance import Provenance
-from pipelines.registry.tracking import check_tracking, tracking_uri
+from pipelines.registry.tracking import check_tracking, tracking_uri, use_experiment
 
 
 class TextRow(BaseModel):
@@ -149,16 +149,13 @@ class Registry:
 
     @classmethod
     def open(cls, config: PipelineConfig) -> Registry:
-        """The job's registry at its tracking URI (`tracking_uri`); a server is asked once now, so that
-        refused credentials or a wrong address fail before any work."""
+        """The job's registry at its tracking URI (`tracking_uri`), with the job's experiment active. A
+        server is asked once now, so that refused credentials or a wrong address fail before any work."""
         tracking = config.tracking
-        registry = cls(
-            tracking_uri(tracking.tracking_uri, config.storage_path),
-            tracking.registered_model,
-            tracking.champion_alias,
-        )
-        check_tracking(registry.uri)
-        return registry
+        uri = tracking_uri(tracking.tracking_uri, config.storage_path)
+        check_tracking(uri)
+        use_experiment(tracking.experiment, uri, config.storage_path)
+        return cls(uri, tracking.registered_model, tracking.champion_alias)
 
     @property
     def client(self) -> MlflowClient:

@@ -153,8 +153,8 @@ def job_provenance(config: PipelineConfig) -> Provenance:
     """What every model of this job shares: corpus, gold sets, teacher, label model, code and config."""
     datasets = job_datasets(config)
     tags = {
-        **teacher_tags(config),
         **label_model_tags(config),
+        **teacher_tags(config),
         "git_commit": git_commit(),
         "config_fingerprint": config.fingerprint(),
     }

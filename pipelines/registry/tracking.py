@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from mlflow.tracking import MlflowClient
 from pipelines.config import PipelineConfig
 from pipelines.data.storage import is_uri, redact_config, redact_uri, resolve
 from pipelines.registry.provenance import Provenance, job_provenance
-from pipelines.reports import Tracked
 
 MAX_PARAM_LENGTH = 6000
 
@@ -132,40 +130,16 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-def log_report(report: Any) -> None:
-    """Everything a stage's report asks MLflow to keep (`report.tracked()`), in the active run."""
-    tracked: Tracked = report.tracked()
-    if tracked.metrics:
-        mlflow.log_metrics({k: float(v) for k, v in tracked.metrics.items()})
-    if tracked.params:
-        mlflow.log_params(tracked.params)
-    for name, data in tracked.json_artifacts.items():
-        log_json(data, name)
-    for name, text in tracked.text_artifacts.items():
-        log_text(text, name)
-
-
-def log_json(data: Any, name: str) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / name
-        path.write_text(json.dumps(data, indent=2, default=str))
-        mlflow.log_artifact(str(path))
-
-
-def log_text(text: str, name: str) -> None:
-    mlflow.log_text(text, name)
-
-
 def log_job(config: PipelineConfig, labels: Sequence[str], dev_rows: int) -> Provenance:
     """The job's resolved config (credentials redacted), labels and fingerprint on its (active) parent
     run, and what every model of the job depends on (`datasets.json`); returns that provenance."""
-    provenance = job_provenance(config)
-    public = redact_config(config.model_dump(mode="json"))
-    assert isinstance(public, dict)
-    mlflow.log_params(flatten(public))
+    dump = config.model_dump(mode="json")
+    params = flatten(dump)
+    mlflow.log_params(redact_config(params))  # type: ignore[arg-type]
     mlflow.log_params(
         {"labels": json.dumps(list(labels)), "dev_rows": dev_rows, "config_fingerprint": config.fingerprint()}
     )
-    log_json(public, "config.json")
-    log_json([d.to_dict() for d in provenance.datasets], "datasets.json")
+    mlflow.log_text(json.dumps(redact_config(dump), indent=2), "config.json")
+    provenance = job_provenance(config)
+    mlflow.log_text(json.dumps([d.to_dict() for d in provenance.datasets], indent=2), "datasets.json")
     return provenance
