@@ -64,9 +64,7 @@ def load_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted write or copy; {_FIX}")
+    size = _nonempty_size(path)
     state: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -74,11 +72,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 state[key] = f.get_tensor(key)
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path} ({size:,} bytes) is not a readable safetensors file ({detail}); it is probably "
-            f"truncated or damaged: {_FIX}"
-        ) from None
+        raise _damaged(path, size, "safetensors", error) from None
     for alias, original in metadata.items():
         if alias not in state and original in state:
             state[alias] = state[original]
@@ -86,19 +80,30 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted write or copy; {_FIX}")
+    size = _nonempty_size(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise  # weights_only refused something (code, unknown types): keep torch's own explanation
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path} ({size:,} bytes) is not a readable PyTorch weights file ({detail}); it is probably "
-            f"truncated or damaged: {_FIX}"
-        ) from None
+        raise _damaged(path, size, "PyTorch weights", error) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a dict of weights")
     return state
+
+
+def _nonempty_size(path: Path) -> int:
+    """The weights file's size in bytes; `CheckpointError` if it is empty."""
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted write or copy; {_FIX}")
+    return size
+
+
+def _damaged(path: Path, size: int, kind: str, error: Exception) -> CheckpointError:
+    """The error for a weights file that its reader refused: `kind` names the format."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return CheckpointError(
+        f"{path} ({size:,} bytes) is not a readable {kind} file ({detail}); it is probably "
+        f"truncated or damaged: {_FIX}"
+    )

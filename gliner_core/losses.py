@@ -72,14 +72,7 @@ def span_loss(
     """Loss over the valid (span, label) pairs only; padding spans and labels count for nothing."""
     loss = focal_bce_with_logits(logits, targets, alpha, gamma, label_smoothing)  # (B, L, K, C)
     valid = span_mask[..., None] & label_mask[:, None, None, :]  # (B, L, K, C)
-    loss = loss * valid
-    if weights is not None:
-        loss = loss * weights.view(-1, 1, 1, 1)
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "mean":
-        return loss.sum() / valid.sum().clamp(min=1)
-    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    return _reduce(loss * valid, valid, reduction, weights)
 
 
 def token_loss(
@@ -96,7 +89,15 @@ def token_loss(
     """Loss of the token-level model over valid (word, label) pairs; 'mean' divides by their count."""
     loss = focal_bce_with_logits(logits, targets, alpha, gamma, label_smoothing)  # (B, L, C, 3)
     valid = word_mask[:, :, None] & label_mask[:, None, :]  # (B, L, C)
-    loss = loss * valid[..., None]
+    return _reduce(loss * valid[..., None], valid, reduction, weights)
+
+
+def _reduce(
+    loss: torch.Tensor,  # (B, L, K, C) or (B, L, C, 3) element-wise loss, zero on padding
+    valid: torch.Tensor,  # the valid (span or word, label) pairs, whose count 'mean' divides by
+    reduction: str,
+    weights: torch.Tensor | None,  # (B,) per-example weight
+) -> torch.Tensor:
     if weights is not None:
         loss = loss * weights.view(-1, 1, 1, 1)
     if reduction == "sum":

@@ -21,6 +21,8 @@ Four architectures share these parts (the official package's model classes):
   BiEncoderSpanModel   bi-encoder, span head           labels_encoder set
   BiEncoderTokenModel  bi-encoder, token head          labels_encoder set, token_level
 
+Each is a head (SpanHead, TokenHead) on an encoder (UniEncoder, BiEncoder), both on GLiNERBase.
+
 The token head scores start / end / inside per (word, label): logits (B, L, C, 3).
 A bi-encoder embeds each label text with a separate sentence encoder (mean
 pooled), so the text encoder sees only the words; label vectors can be computed
@@ -30,6 +32,7 @@ once and passed in (`labels_embeds`). With `post_fusion_schema` the bi-encoder
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,12 +91,7 @@ def build_encoder(
 
     `source` is where `model_name`'s files are (a resolved hub snapshot); default `model_name` itself.
     """
-    source = str(source or config.model_name)
-    if pretrained:
-        return AutoModel.from_pretrained(source)
-    if config.encoder_config is None:
-        return AutoModel.from_config(AutoConfig.from_pretrained(source))
-    return _encoder_from_settings(config.encoder_config)
+    return _hf_encoder(source or config.model_name, pretrained, config.encoder_config)
 
 
 def build_labels_encoder(
@@ -102,18 +100,18 @@ def build_labels_encoder(
     """The label encoder: pretrained from `labels_encoder`, or empty from `labels_encoder_config`."""
     if not config.labels_encoder:
         raise ValueError("this config has no labels_encoder")
-    source = str(source or config.labels_encoder)
+    return _hf_encoder(source or config.labels_encoder, pretrained, config.labels_encoder_config)
+
+
+def _hf_encoder(source: str | Path, pretrained: bool, settings: dict | None) -> PreTrainedModel:
+    """Pretrained weights from `source`; or an empty encoder from `settings` (the encoder config
+    stored in gliner_config.json), else from `source`'s own config."""
     if pretrained:
-        return AutoModel.from_pretrained(source)
-    if config.labels_encoder_config is None:
-        return AutoModel.from_config(AutoConfig.from_pretrained(source))
-    return _encoder_from_settings(config.labels_encoder_config)
-
-
-def _encoder_from_settings(settings: dict) -> PreTrainedModel:
+        return AutoModel.from_pretrained(str(source))
+    if settings is None:
+        return AutoModel.from_config(AutoConfig.from_pretrained(str(source)))
     settings = dict(settings)
-    encoder_config = AutoConfig.for_model(settings.pop("model_type"), **settings)
-    return AutoModel.from_config(encoder_config)
+    return AutoModel.from_config(AutoConfig.for_model(settings.pop("model_type"), **settings))
 
 
 def label_vectors(
@@ -159,19 +157,70 @@ def build_fuser(config: GLiNERConfig, encoder: PreTrainedModel) -> CrossFuser:
     )
 
 
+class GLiNERBase(nn.Module):
+    """What all four architectures have: config, `token_rep_layer`, the word LSTM (num_rnn_layers > 0)
+    and the label-word fuser (post_fusion_schema). The encoder classes below add `represent` and
+    `forward`; the head (`SpanHead` or `TokenHead`, listed first among a model's bases) adds its
+    layers and `score`. Module names are the official checkpoint's.
+    """
+
+    token_rep_layer: TokenEncoder
+    # UniEncoder's or BiEncoder's: words (B, L, D), label vectors (B, C, D), label mask (B, C)
+    represent: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+    def __init__(self, config: GLiNERConfig, token_rep_layer: TokenEncoder):
+        super().__init__()
+        config.check_supported()
+        self.config = config
+        self.token_rep_layer = token_rep_layer
+        # Both official encoders build both layers, and each applies only one: the uni-encoder the
+        # word LSTM, the bi-encoder the fuser (0.2.29). The unused one is kept so that checkpoints
+        # load and save with the same weights.
+        if config.num_rnn_layers > 0:
+            self.rnn = WordLSTM(config.hidden_size, config.num_rnn_layers)
+        if config.post_fusion_schema:
+            self.cross_fuser = build_fuser(config, self.encoder)
+        self._init_head(config)
+
+    @property
+    def encoder(self) -> PreTrainedModel:
+        return self.token_rep_layer.bert_layer.model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        attention_mask: torch.Tensor,  # (B, T)
+        words_mask: torch.Tensor,  # (B, T)
+        text_lengths: torch.Tensor,  # (B,)
+        **labels: torch.Tensor | None,  # a bi-encoder's label inputs (see BiEncoder.represent)
+    ) -> SpanScores | TokenScores:
+        words, label_vecs, label_mask = self.represent(
+            input_ids, attention_mask, words_mask, text_lengths, **labels
+        )
+        return self.score(words, label_vecs, label_mask, text_lengths)
+
+    def _init_head(self, config: GLiNERConfig) -> None:
+        raise NotImplementedError("list a head (SpanHead, TokenHead) before the encoder in the bases")
+
+    def score(
+        self, words: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor, text_lengths: torch.Tensor
+    ) -> SpanScores | TokenScores:
+        raise NotImplementedError("list a head (SpanHead, TokenHead) before the encoder in the bases")
+
+
 class SpanHead(nn.Module):
-    """Span marker + label FFN; scores (B, L, K, C). Mixed into the span models (checkpoint names kept)."""
+    """Span marker + label FFN: scores (B, L, K, C)."""
 
     span_rep_layer: SpanRepLayer
     prompt_rep_layer: nn.Sequential
     config: GLiNERConfig
 
-    def _init_span_head(self, config: GLiNERConfig) -> None:
+    def _init_head(self, config: GLiNERConfig) -> None:
         D = config.hidden_size
         self.span_rep_layer = SpanRepLayer(D, config.max_width, config.dropout)
         self.prompt_rep_layer = projection(D, config.dropout)  # refines each label vector
 
-    def score_spans(
+    def score(
         self, words: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor, text_lengths: torch.Tensor
     ) -> SpanScores:
         # words: (B, L, D), labels: (B, C, D)
@@ -197,26 +246,27 @@ class SpanHead(nn.Module):
         return SpanScores(logits=logits, span_mask=span_mask, label_mask=label_mask)
 
 
-class UniEncoder(nn.Module):
+class TokenHead(nn.Module):
+    """Start / end / inside logits per (word, label): scores (B, L, C, 3)."""
+
+    scorer: TokenScorer
+
+    def _init_head(self, config: GLiNERConfig) -> None:
+        self.scorer = TokenScorer(config.hidden_size, config.dropout)
+
+    def score(
+        self, words: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor, text_lengths: torch.Tensor
+    ) -> TokenScores:
+        # words: (B, L, D), labels: (B, C, D)
+        word_mask = torch.arange(words.size(1), device=words.device) < text_lengths[:, None]  # (B, L)
+        return TokenScores(self.scorer(words, labels), word_mask, label_mask)
+
+
+class UniEncoder(GLiNERBase):
     """Labels in the prompt: one encoder pass gives label vectors (<<ENT>>) and word vectors."""
 
-    token_rep_layer: TokenEncoder
-    config: GLiNERConfig
-
-    def _init_uni_encoder(self, config: GLiNERConfig, encoder: PreTrainedModel) -> None:
-        config.check_supported()
-        self.config = config
-        self.token_rep_layer = TokenEncoder(encoder, config.hidden_size)
-        if config.num_rnn_layers > 0:
-            self.rnn = WordLSTM(config.hidden_size, config.num_rnn_layers)
-        if config.post_fusion_schema:
-            # The official uni-encoder builds these layers but never applies them; they
-            # are kept so that checkpoints load and save with the same weights.
-            self.cross_fuser = build_fuser(config, encoder)
-
-    @property
-    def encoder(self) -> PreTrainedModel:
-        return self.token_rep_layer.bert_layer.model
+    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel):
+        super().__init__(config, TokenEncoder(encoder, config.hidden_size))
 
     def represent(
         self,
@@ -232,43 +282,6 @@ class UniEncoder(nn.Module):
         if hasattr(self, "rnn"):
             words = self.rnn(words, text_lengths)  # (B, L, D)
         return words, labels, label_mask
-
-
-class SpanModel(UniEncoder, SpanHead):
-    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel):
-        super().__init__()
-        self._init_uni_encoder(config, encoder)
-        self._init_span_head(config)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        words_mask: torch.Tensor,
-        text_lengths: torch.Tensor,
-    ) -> SpanScores:
-        words, labels, label_mask = self.represent(input_ids, attention_mask, words_mask, text_lengths)
-        return self.score_spans(words, labels, label_mask, text_lengths)
-
-
-class TokenModel(UniEncoder):
-    """The token-level (multi-task) GLiNER: start / end / inside logits per (word, label)."""
-
-    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel):
-        super().__init__()
-        self._init_uni_encoder(config, encoder)
-        self.scorer = TokenScorer(config.hidden_size, config.dropout)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        words_mask: torch.Tensor,
-        text_lengths: torch.Tensor,
-    ) -> TokenScores:
-        words, labels, label_mask = self.represent(input_ids, attention_mask, words_mask, text_lengths)
-        word_mask = torch.arange(words.size(1), device=words.device) < text_lengths[:, None]  # (B, L)
-        return TokenScores(self.scorer(words, labels), word_mask, label_mask)
 
 
 class BiTokenEncoder(TokenEncoder):
@@ -290,7 +303,7 @@ class BiTokenEncoder(TokenEncoder):
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-class BiEncoder(nn.Module):
+class BiEncoder(GLiNERBase):
     """Labels through their own encoder; the text encoder sees only the words.
 
     Label vectors come either as `labels_embeds` (N, D), computed once by
@@ -300,24 +313,9 @@ class BiEncoder(nn.Module):
     """
 
     token_rep_layer: BiTokenEncoder
-    config: GLiNERConfig
 
-    def _init_bi_encoder(
-        self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel
-    ) -> None:
-        config.check_supported()
-        self.config = config
-        self.token_rep_layer = BiTokenEncoder(encoder, labels_encoder, config.hidden_size)
-        if config.num_rnn_layers > 0:
-            # The official bi-encoder builds a word LSTM but never applies it (0.2.29);
-            # it is kept, unused, so that checkpoints have the same weights.
-            self.rnn = WordLSTM(config.hidden_size, config.num_rnn_layers)
-        if config.post_fusion_schema:
-            self.cross_fuser = build_fuser(config, encoder)
-
-    @property
-    def encoder(self) -> PreTrainedModel:
-        return self.token_rep_layer.bert_layer.model
+    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel):
+        super().__init__(config, BiTokenEncoder(encoder, labels_encoder, config.hidden_size))
 
     def encode_labels(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.token_rep_layer.encode_labels(input_ids, attention_mask)  # (N, D)
@@ -362,45 +360,20 @@ class BiEncoder(nn.Module):
         return words, labels, label_mask
 
 
-class BiEncoderSpanModel(BiEncoder, SpanHead):
-    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel):
-        super().__init__()
-        self._init_bi_encoder(config, encoder, labels_encoder)
-        self._init_span_head(config)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        words_mask: torch.Tensor,
-        text_lengths: torch.Tensor,
-        **labels: torch.Tensor | None,
-    ) -> SpanScores:
-        words, label_vecs, label_mask = self.represent(
-            input_ids, attention_mask, words_mask, text_lengths, **labels
-        )
-        return self.score_spans(words, label_vecs, label_mask, text_lengths)
+class SpanModel(SpanHead, UniEncoder):
+    """The original GLiNER (official UniEncoderSpanModel)."""
 
 
-class BiEncoderTokenModel(BiEncoder):
-    def __init__(self, config: GLiNERConfig, encoder: PreTrainedModel, labels_encoder: PreTrainedModel):
-        super().__init__()
-        self._init_bi_encoder(config, encoder, labels_encoder)
-        self.scorer = TokenScorer(config.hidden_size, config.dropout)
+class TokenModel(TokenHead, UniEncoder):
+    """The token-level (multi-task) GLiNER (official UniEncoderTokenModel)."""
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        words_mask: torch.Tensor,
-        text_lengths: torch.Tensor,
-        **labels: torch.Tensor | None,
-    ) -> TokenScores:
-        words, label_vecs, label_mask = self.represent(
-            input_ids, attention_mask, words_mask, text_lengths, **labels
-        )
-        word_mask = torch.arange(words.size(1), device=words.device) < text_lengths[:, None]  # (B, L)
-        return TokenScores(self.scorer(words, label_vecs), word_mask, label_mask)
+
+class BiEncoderSpanModel(SpanHead, BiEncoder):
+    """Bi-encoder, span head (official BiEncoderSpanModel)."""
+
+
+class BiEncoderTokenModel(TokenHead, BiEncoder):
+    """Bi-encoder, token head (official BiEncoderTokenModel)."""
 
 
 GLiNERModel = SpanModel | TokenModel | BiEncoderSpanModel | BiEncoderTokenModel

@@ -13,7 +13,7 @@ same function with those steps moved out of the graph:
 - the word BiLSTM is exported as ONNX `LSTM` nodes with each row's length as `sequence_lens`
   (torch.export would unroll `nn.LSTM` over a fixed number of words);
 - the span head always folds its last layer into the labels (the `C < D` path of
-  `SpanHead.score_spans`; the same values for any C), the token head scores all labels
+  `SpanHead.score`; the same values for any C), the token head scores all labels
   at once (no chunks).
 
 B batch rows, T tokens, L words (max `text_lengths`), K = max_width, C labels, D = hidden_size.
@@ -146,7 +146,7 @@ class GraphModel(nn.Module):
         return words, labels
 
     def _span_logits(self, words: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # as SpanHead.score_spans (C < D path): words (B, L, D), labels (B, C, D) -> (B, L, K, C)
+        # as SpanHead.score (C < D path): words (B, L, D), labels (B, C, D) -> (B, L, K, C)
         assert isinstance(self.model, SpanHead)
         B, L, _ = words.shape
         K = self.model.config.max_width

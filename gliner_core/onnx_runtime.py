@@ -118,7 +118,7 @@ def graph_inputs(batch: Batch, config: GLiNERConfig) -> dict[str, np.ndarray]:
 def scores(
     logits: torch.Tensor, text_lengths: torch.Tensor, config: GLiNERConfig
 ) -> SpanScores | TokenScores:
-    """The masks the torch models return beside their logits (see `SpanHead`, `TokenModel`)."""
+    """The masks the torch models return beside their logits (see `SpanHead`, `TokenHead`)."""
     B, L = logits.shape[:2]
     C = logits.shape[2] if config.is_token_level else logits.shape[3]
     label_mask = torch.ones(B, C, dtype=torch.bool)  # every row of a prediction batch has all labels

@@ -20,7 +20,7 @@ from __future__ import annotations
 import bisect
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,22 +234,15 @@ def training_loss(
 ) -> torch.Tensor:
     """Forward pass and loss for one training batch (any architecture)."""
     out = model(**tb.batch.model_inputs(device))
+    loss: Callable[..., torch.Tensor]
     if isinstance(out, TokenScores):
-        return token_loss(
-            out.logits,
-            tb.targets.to(device),
-            out.word_mask,
-            out.label_mask,
-            alpha=alpha,
-            gamma=gamma,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-            weights=tb.weights.to(device),
-        )
-    return span_loss(
+        loss, mask = token_loss, out.word_mask  # (B, L) real words
+    else:
+        loss, mask = span_loss, out.span_mask  # (B, L, K) real spans
+    return loss(
         out.logits,
         tb.targets.to(device),
-        out.span_mask,
+        mask,
         out.label_mask,
         alpha=alpha,
         gamma=gamma,
