@@ -35,10 +35,11 @@ def rows(n: int) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def base_model(tmp_path_factory, minilm_path) -> str:
+def base_model(tmp_path_factory, tiny_backbone) -> str:
+    """Random heads on the tiny test encoder: resuming is machinery, not learning."""
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("base")
-    GLiNER.from_backbone(minilm_path, hidden_size=64, max_len=64).save_pretrained(path)
+    GLiNER.from_backbone(tiny_backbone, hidden_size=64, max_len=64).save_pretrained(path)
     return str(path)
 
 
