@@ -1,11 +1,24 @@
-"""Shared fixtures. Nothing downloads at test time: the hub is switched off on import."""
+"""Shared fixtures. Nothing downloads at test time: the hub is switched off on import.
+
+What costs seconds to start is started once per session and shared by every module that needs it:
+the local Ray instance (`ray_local`), the `mlflow server` (`mlflow_server`), Label Studio
+(`label_studio`), the tiny encoder (`tiny_backbone`) and a whole self-training job (`loop_run`). This
+file stays light to import: the heavy imports are inside the fixtures.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.label_studio import LabelStudioServer
+    from tests.loop_run import LoopRun
+    from tests.mlflow_server import MlflowServer
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -78,3 +91,56 @@ def build_tiny_backbone(folder: Path) -> str:
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory) -> str:
     return build_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> str:
+    """Path of a tiny random-weight Llama chat model with Llama 3's chat template (built offline)."""
+    from synth.tiny import build_tiny_llama
+
+    return str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model"))
+
+
+@pytest.fixture(scope="session")
+def _mlflow_server_session(tmp_path_factory) -> Iterator[MlflowServer]:
+    from tests.mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mlflow_server(_mlflow_server_session) -> MlflowServer:
+    """The session's `mlflow server` (SQLite store, local artifacts, on 127.0.0.1; tests use their own
+    experiments and registered models), running: a test that stopped it and failed before starting it
+    again does not take the next test down with it."""
+    return _mlflow_server_session.ensure_running()
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory) -> Iterator[LabelStudioServer]:
+    """One Label Studio server for the session (its first start takes one to three minutes); skips
+    when Label Studio is not installed (tests/label_studio.py says where it is looked for)."""
+    from tests.label_studio import label_studio_binary, running_label_studio
+
+    binary = label_studio_binary()
+    if binary is None:
+        pytest.skip("label-studio not installed (make label-studio, or set LABEL_STUDIO_BIN)")
+    data_dir = tmp_path_factory.mktemp("label-studio") / "data"
+    data_dir.mkdir()
+    with running_label_studio(data_dir, binary) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def loop_run(tmp_path_factory, ray_local, _mlflow_server_session, tiny_backbone) -> Iterator[LoopRun]:
+    """One self-training job, run once and looked at by several tests (tests/loop_run.py)."""
+    from tests.loop_run import run_shared_job
+
+    job = run_shared_job(
+        tmp_path_factory.mktemp("loop-run"), _mlflow_server_session.ensure_running(), tiny_backbone
+    )
+    yield job
+    job.llm.stop()

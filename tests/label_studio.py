@@ -3,8 +3,8 @@
 The server runs from its own virtual environment: `label-studio` pins numpy, pyarrow and pytz to versions
 that would downgrade the project's (see docs/operations.md). It is found, in order, at
 `$LABEL_STUDIO_BIN`, in `.venv-label-studio/` (what `make label-studio` builds), next to this
-interpreter, or on PATH; tests using the `label_studio` fixture skip when there is none. The client side
-(`label-studio-sdk`) is in the project's environment.
+interpreter, or on PATH; tests using the `label_studio` fixture (tests/conftest.py, one server per
+session) skip when there is none. The client side (`label-studio-sdk`) is in the project's environment.
 
 API tokens: Label Studio 1.23 turns legacy tokens off by default and issues personal access tokens (a
 JWT refresh token; the SDK exchanges it for short-lived access tokens). A user gets one by logging in
@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,15 +158,3 @@ def running_label_studio(data_dir: Path, binary: str) -> Iterator[LabelStudioSer
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
-    """One Label Studio server for the session (its first start takes one to three minutes)."""
-    binary = label_studio_binary()
-    if binary is None:
-        pytest.skip("label-studio not installed (make label-studio, or set LABEL_STUDIO_BIN)")
-    data_dir = tmp_path_factory.mktemp("label-studio") / "data"
-    data_dir.mkdir()
-    with running_label_studio(data_dir, binary) as server:
-        yield server

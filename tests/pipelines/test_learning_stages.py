@@ -244,35 +244,29 @@ def test_merge_stage_with_a_label_model_soft_targets_and_replay(ray_local, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path, tiny_backbone):
+def test_two_runs_of_one_config_give_the_same_models(loop_run, tmp_path):
     """One `seed` drives the heads' initialisation, the training order, negative sampling, the merge
-    and the interpolation: the same config run twice gives the same dev scores and the same weights.
-    (A tiny encoder: what is checked is the seeding, not what the model learns.)"""
+    and the interpolation: the session's job (tests/loop_run.py), run again with its config, gives the
+    same dev scores and the same weights. The second run has its own storage and registered model, so
+    it too trains its own seed. (A tiny encoder: what is checked is the seeding, not what the model
+    learns.)"""
     import torch
+    from mlflow.tracking import MlflowClient
 
     from gliner_core import GLiNER
     from pipelines.loop.self_training import run
 
-    def config(name: str) -> PipelineConfig:
-        return PipelineConfig.model_validate(
-            {
-                "name": name,
-                "seed": 7,
-                "storage_path": str(tmp_path / name),
-                "data": {"max_documents": 16},
-                "model": {
-                    "backbone": tiny_backbone,
-                    "settings": {"hidden_size": 32, "max_len": 48, "dropout": 0.1},
-                },
-                "seed_train": {"epochs": 3, "lr_encoder": 1e-3, "lr_heads": 3e-3, "label_smoothing": 0.0},
-                "train": {"epochs": 1, "batch_size": 8},
-                "loop": {"iterations": 1, "patience": 1},
-                "tracking": {"sample_predictions": 0},
-            }
+    first = loop_run.summary
+    second = run(
+        loop_run.variant(
+            tmp_path / "runs", tracking={"experiment": "determinism", "registered_model": "determinism"}
         )
-
-    first, second = run(config("first")), run(config("second"))
-    assert "second" in second.tracking_uri  # its own registry: it starts from its own seed
+    )
+    client = MlflowClient(loop_run.server.url)
+    experiment = client.get_experiment_by_name("determinism").experiment_id
+    nested = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{second.run_id}'")
+    names = {r.info.run_name for r in nested}
+    assert names == {"seed", "start-model", "synth", "iteration-1"}  # it trained its own seed
     assert first.start_f1 == pytest.approx(second.start_f1, abs=0.005)
     assert [r.dev_f1 for r in first.iterations] == pytest.approx(
         [r.dev_f1 for r in second.iterations], abs=0.005
@@ -282,11 +276,11 @@ def test_two_runs_of_one_config_give_the_same_models(ray_local, tmp_path, tiny_b
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
-def test_training_refuses_rows_that_teach_nothing(ray_local, tmp_path, minilm_path):
+def test_training_refuses_rows_that_teach_nothing(ray_local, tmp_path, tiny_backbone):
     from gliner_core import GLiNER
     from pipelines.loop.stages import train_on_rows
 
-    GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
+    GLiNER.from_backbone(tiny_backbone, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
     rows = [
         {"doc_id": str(i), "text": "Nothing here.", "spans": [], "labels": ["person"], "weight": 1.0}
         for i in range(4)
@@ -300,11 +294,11 @@ def test_training_refuses_rows_that_teach_nothing(ray_local, tmp_path, minilm_pa
     assert not (tmp_path / "out" / "ray_train").exists()  # refused before Ray Train started
 
 
-def test_calibration_stage_stores_thresholds_the_evaluation_then_uses(tmp_path, minilm_path):
+def test_calibration_stage_stores_thresholds_the_evaluation_then_uses(tmp_path, tiny_backbone):
     from gliner_core import GLiNER
     from pipelines.loop.stages import calibrate_model, evaluate_model
 
-    GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
+    GLiNER.from_backbone(tiny_backbone, hidden_size=32, max_len=48).save_pretrained(tmp_path / "model")
     config = PipelineConfig.model_validate({"eval": {"calibrate": True, "calibration_min_support": 1}})
     report = calibrate_model(config, str(tmp_path / "model"))
     saved = json.loads((tmp_path / "model" / "gliner_config.json").read_text())
@@ -315,14 +309,14 @@ def test_calibration_stage_stores_thresholds_the_evaluation_then_uses(tmp_path, 
     assert evaluate_model(config, str(tmp_path / "model")).threshold is None  # the calibrated thresholds
 
 
-def test_the_loop_can_start_from_a_pretrained_model_on_the_hub(tmp_path, minilm_path, monkeypatch):
+def test_the_loop_can_start_from_a_pretrained_model_on_the_hub(tmp_path, tiny_backbone, monkeypatch):
     """`loop.start_from: OWNER/NAME` loads an official pretrained GLiNER through the Hugging Face cache
     (a cache built here, HF_HUB_OFFLINE=1: nothing downloads); an unknown id fails with the fix."""
     from gliner_core import GLiNER
     from pipelines.loop.self_training import SelfTraining
 
     repo = tmp_path / "hub" / "models--urchade--gliner_tiny-test"
-    GLiNER.from_backbone(minilm_path, hidden_size=32, max_len=48).save_pretrained(repo / "snapshots" / "r1")
+    GLiNER.from_backbone(tiny_backbone, hidden_size=32, max_len=48).save_pretrained(repo / "snapshots" / "r1")
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("r1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))

@@ -1,5 +1,5 @@
 """Review queue: the selection (pure, seeded), Parquet input, gold rows; push and pull against a real
-Label Studio server (one per session, see tests/label_studio.py)."""
+Label Studio server (`label_studio`, one per session, in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,8 @@ from pipelines.ops.review import (
     region_span,
     select_for_review,
 )
-from tests import label_studio as ls
 from tests.label_studio import free_port
 
-label_studio = ls.label_studio  # the session-scoped server fixture
 LABELS = ["person", "organisation", "location", "date"]
 
 

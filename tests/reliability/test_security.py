@@ -7,7 +7,6 @@ import ast
 import json
 import pickle
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -134,60 +133,21 @@ def test_the_source_scan_catches_what_it_looks_for(tmp_path):
 
 # --------------------------------------------------------------------------- secrets
 
-SECRET_VARIABLES = ["HF_TOKEN", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "RAY_AUTH_TOKEN"]
-
-
-def write_gold(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_secrets_never_reach_mlflow_or_the_logs(
-    ray_local, mlflow_server, tmp_path, monkeypatch, capfd, caplog, tiny_backbone
-):
-    """Unique secret values in the environment, and a password in the tracking URI: after a small
-    self-training loop, no MLflow param, tag, metric name, artifact, server file or log line holds
-    any of them."""
-    import logging
-
+def test_secrets_never_reach_mlflow_or_the_logs(loop_run):
+    """The session's self-training job (tests/loop_run.py) ran with unique secret values in the
+    environment (HF_TOKEN, MLFLOW_TRACKING_PASSWORD, AWS_SECRET_ACCESS_KEY, RAY_AUTH_TOKEN) and a
+    password in its tracking URI: no MLflow param, tag, metric name, artifact, server file or log line
+    holds any of them."""
     from mlflow.tracking import MlflowClient
 
-    from pipelines.config import SAMPLE_DIR, PipelineConfig
-    from pipelines.data.read import read_gold
-    from pipelines.loop.self_training import run
+    from tests.loop_run import JOB, SECRET_VARIABLES
 
-    secrets = {name: f"planted-{name.lower()}-{uuid.uuid4().hex}" for name in SECRET_VARIABLES}
-    for name, value in secrets.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "svc")
-    uri_password = f"uripass{uuid.uuid4().hex}"
-    secrets["uri"] = uri_password
-    url = mlflow_server.url.replace("http://", f"http://svc:{uri_password}@")
-
-    sample = SAMPLE_DIR
-    dev = write_gold(tmp_path / "dev.jsonl", read_gold(str(sample / "gold_dev.jsonl"))[:4])
-    config = PipelineConfig.model_validate(
-        {
-            "name": "secrets",
-            "storage_path": str(tmp_path / "runs"),
-            "data": {"max_documents": 8, "seed_gold": None, "dev_gold": dev},
-            "model": {"backbone": tiny_backbone, "settings": {"hidden_size": 32, "max_len": 48}},
-            "train": {"epochs": 1, "batch_size": 8},
-            "loop": {"iterations": 1, "start_from": "seed"},
-            "tracking": {
-                "tracking_uri": url,
-                "experiment": "secrets",
-                "registered_model": "secrets-gliner",
-                "sample_predictions": 2,
-            },
-        }
-    )
-    with caplog.at_level(logging.INFO):
-        summary = run(config)
-    assert len(summary.iterations) == 1
-
+    secrets = loop_run.secrets
+    assert set(secrets) == {*SECRET_VARIABLES, "uri"}
+    assert len(loop_run.summary.iterations) == 1
     found: list[str] = []
 
     def check(where: str, text: str) -> None:
@@ -196,25 +156,26 @@ def test_secrets_never_reach_mlflow_or_the_logs(
                 line = next(x for x in text.splitlines() if value in x)
                 found.append(f"{name} in {where}: {line[:300]}")
 
-    client = MlflowClient(mlflow_server.url)
-    experiment = client.get_experiment_by_name("secrets")
-    runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 4  # parent, seed, start-model, iteration-1
+    server = loop_run.server
+    client = MlflowClient(server.url)
+    parent = client.get_run(loop_run.summary.run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    runs = [parent, *children]
+    assert {r.info.run_name for r in children} == {"seed", "start-model", "synth", "iteration-1"}
     for r in runs:
         check(f"run {r.info.run_name} params", json.dumps(r.data.params))
         check(f"run {r.info.run_name} tags", json.dumps(r.data.tags))
         check(f"run {r.info.run_name} metric names", json.dumps(sorted(r.data.metrics)))
-    parent = client.get_run(summary.run_id)
-    assert parent.data.params["tracking.tracking_uri"] == mlflow_server.url.replace("http://", "http://***@")
+    assert parent.data.params["tracking.tracking_uri"] == server.url.replace("http://", "http://***@")
     # every file the server stored (its database and every artifact, the registered models included),
     # and everything the job wrote under its storage path (checkpoints, Parquet, Ray Train results)
-    files = [p for root in (mlflow_server.root, tmp_path / "runs") for p in root.rglob("*") if p.is_file()]
+    files = [p for root in (server.root, loop_run.storage) for p in root.rglob("*") if p.is_file()]
     assert any(p.name == "config.json" for p in files) and any(p.suffix == ".db" for p in files)
     for path in files:
         check(str(path), path.read_bytes().decode("utf-8", errors="replace"))
-    out, err = capfd.readouterr()
-    check("stdout", out)
-    check("stderr", err)
-    check("log records", "\n".join(r.getMessage() for r in caplog.records))
-    assert "secrets" in out  # the job's own progress lines were captured
+    check("stdout and stderr", loop_run.output)
+    check("log records", "\n".join(loop_run.log_messages))
+    assert JOB in loop_run.output  # the job's own progress lines were captured
     assert found == []

@@ -1,11 +1,10 @@
-"""Fixtures of the synth suite: a local Ray instance, the tiny chat LLM (built offline), an
-OpenAI-compatible stub server on 127.0.0.1, and sample documents."""
+"""Fixtures of the synth suite: the session's local Ray instance, an OpenAI-compatible stub server on
+127.0.0.1, and sample documents (the tiny chat LLM, `tiny_llm`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -20,28 +19,12 @@ SAMPLE_CORPUS = REPO / "sample" / "corpus.jsonl"
 
 
 @pytest.fixture(scope="session")
-def synth_ray() -> Iterator[Any]:
-    """One local Ray instance (reused if another suite started one; shut down if we did)."""
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, configure_logging=False)
-        started = True
+def synth_ray(ray_local) -> Any:
+    """The session's local Ray instance (`ray_local`), without Ray Data's progress bars."""
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Path of a tiny random-weight Llama chat model with Llama 3's chat template."""
-    from synth.tiny import build_tiny_llama
-
-    return str(build_tiny_llama(tmp_path_factory.mktemp("tiny-llama") / "model"))
+    return ray_local
 
 
 @pytest.fixture(scope="session")
