@@ -89,9 +89,11 @@ def test_windows_cover_a_long_text_within_the_encoder_limits(model):
         assert w.own_end == w.num_words or w.own_end + model.config.max_width <= w.num_words
 
 
-def test_token_budget_cuts_windows_before_max_len(minilm_path):
+def test_token_budget_cuts_windows_before_max_len(tiny_backbone):
+    """Windowing and reading the last word: the tiny encoder (MiniLM's tokenizer and 512 positions)
+    does it in a second where MiniLM took seven."""
     torch.manual_seed(0)
-    model = GLiNER.from_backbone(minilm_path, max_len=384, hidden_size=64)
+    model = GLiNER.from_backbone(tiny_backbone, max_len=384, hidden_size=64)
     words = split_words(" ".join(["Pneumonoultramicroscopicsilicovolcanoconiosis"] * 300))
     windows = model.inputs.windows([words], normalize_labels(["disease"]))
     assert len(windows) > 1

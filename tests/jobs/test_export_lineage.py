@@ -59,7 +59,8 @@ import mlflow, pyarrow as pa, pyarrow.parquet as pq
 from pipelines.config import PipelineConfig
 from pipelines.registry.provenance import job_provenance
 from pipelines.reports import MergeReport
-from pipelines.registry.tracking import Registry, tracking_uri, use_experiment
+from pipelines.registry.tracking import tracking_uri, use_experiment
+from pipelines.registry.models import Registry
 from tests.pipelines.test_provenance import label_model_report
 config = PipelineConfig.model_validate({{
     "storage_path": {str(storage)!r}, "data": {{"labels": {LABELS!r}}},

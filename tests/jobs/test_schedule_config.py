@@ -149,8 +149,8 @@ def test_schedule_reads_its_config_and_the_deprecated_drift_config_through_the_c
 def test_review_takes_its_section_and_the_jobs_seed_from_a_job_file(tmp_path, job, monkeypatch):
     from typer.testing import CliRunner
 
+    import pipelines
     from jobs.review_cmd import review_app, review_settings
-    from pipelines.ops import review
 
     cfg, settings = review_settings(job, None)
     assert cfg.seed == 7 and settings.budget == 2 and settings.low_score == 0.5
@@ -170,8 +170,10 @@ def test_review_takes_its_section_and_the_jobs_seed_from_a_job_file(tmp_path, jo
         seen.update(budget=settings.budget, low_score=settings.low_score, seed=seed)
         return []
 
-    monkeypatch.setattr(review, "read_review_documents", lambda labels, rows: ([], {}))
-    monkeypatch.setattr(review, "select_for_review", select)
+    # the command takes them from the public surface, `pipelines`: patched there (patching the module
+    # that defines them would let `pipelines` cache the stand-in for the rest of the session)
+    monkeypatch.setattr(pipelines, "read_review_documents", lambda labels, rows: ([], {}))
+    monkeypatch.setattr(pipelines, "select_for_review", select)
     labels = tmp_path / "weak_labels"
     labels.mkdir()
     result = CliRunner().invoke(
