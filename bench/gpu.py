@@ -119,8 +119,8 @@ def train(model, rows, batch_size: int, steps: int, warmup: int, device) -> dict
         TrainSpec,
         WorkerState,
         epoch_plan,
-        linear_schedule,
         train_step,
+        warmup_schedule,
     )
 
     data = TrainingRows(pa.Table.from_pylist(rows))
@@ -132,7 +132,7 @@ def train(model, rows, batch_size: int, steps: int, warmup: int, device) -> dict
         plan += [b for b in epoch_plan(data.lengths, batch_size, 0, epoch, 50) if len(b) == batch_size]
         epoch += 1
     optimizer = torch.optim.AdamW(model.parameter_groups(3e-5, 5e-4, 0.01), fused=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(steps + warmup, 0.1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(max(1, (steps + warmup) // 10)))
     state = WorkerState(model, model.model, optimizer, scheduler)
     spec = TrainSpec(config, "", {label: label for label in labels})
     filler = data.rows([0])[0]

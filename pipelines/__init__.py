@@ -89,7 +89,7 @@ _EXPORTS = {
     "TrainSpec": "pipelines.training.train_worker",
     "TrainingRows": "pipelines.training.train_worker",
     "WorkerState": "pipelines.training.train_worker",
-    "linear_schedule": "pipelines.training.train_worker",
+    "warmup_schedule": "pipelines.training.train_worker",
     "train_step": "pipelines.training.train_worker",
     "train_model": "pipelines.training.trainer",
     "epoch_plan": "pipelines.training.batching",
@@ -235,8 +235,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
         TrainingRows,
         TrainSpec,
         WorkerState,
-        linear_schedule,
         train_step,
+        warmup_schedule,
     )
     from pipelines.training.trainer import train_model
     from pipelines.weak.label_model import fit_label_model

@@ -102,42 +102,52 @@ class MergeReport:
 
 @dataclass
 class TrainReport:
-    """The train stage: the best epoch's checkpoint (by dev micro F1) and the run's history."""
+    """The train stage: the best checkpoint by dev score (calibrated micro F1) and the run's history."""
 
-    model_path: str  # best epoch's model (gliner_core checkpoint directory)
-    metrics: dict[str, float]  # that epoch's reported metrics
-    dev_threshold: float  # the one threshold dev F1 is scored at while training (eval.threshold)
+    model_path: str  # the best checkpoint's model (gliner_core checkpoint directory)
+    metrics: dict[str, float]  # what was reported with that checkpoint (its step, dev scores)
+    dev_threshold: float  # the threshold the dev F1 beside the score is taken at (eval.threshold)
+    steps: int = 0  # optimizer steps taken in all
+    stopped: str = ""  # why training stopped (converged, or the budget)
     history: list[dict[str, Any]] = field(default_factory=list)  # every report, in order
     seconds: float = 0.0
     rows: int = 0
     unsent_metrics: str | None = None  # JSONL of step metrics MLflow never received (see replay_metrics)
 
     @property
-    def dev_f1(self) -> float | None:
-        value = self.metrics.get("dev_micro_f1")
+    def dev_score(self) -> float | None:
+        value = self.metrics.get("dev_score")
         return None if value is None or value < 0 else float(value)
 
+    @property
+    def best_step(self) -> int:
+        return int(self.metrics.get("step", 0))
+
     def summary(self) -> str:
-        dev = (
-            f", best epoch's dev micro F1 {self.dev_f1:.4f} at threshold {self.dev_threshold:g}"
-            if self.dev_f1 is not None
-            else ""
-        )
-        return f"{self.rows} rows, {int(self.metrics.get('step', 0))} steps{dev}"
+        line = f"{self.rows} rows, {self.steps} steps"
+        if self.dev_score is not None:
+            line += f"; best at step {self.best_step}: dev score {self.dev_score:.4f} (calibrated micro F1)"
+        return f"{line}; {self.stopped}" if self.stopped else line
 
     def tracked(self) -> Tracked:
-        return Tracked(metrics={"train_seconds": self.seconds, "seconds_train": self.seconds})
+        metrics = {"train_seconds": self.seconds, "seconds_train": self.seconds, "train_steps": self.steps}
+        if self.dev_score is not None:
+            metrics |= {"train_best_dev_score": self.dev_score, "train_best_step": self.best_step}
+        return Tracked(metrics=metrics, params={"train_stopped": self.stopped[:250]} if self.stopped else {})
 
 
 @dataclass
 class EvalReport:
-    """The evaluate stage: strict span P/R/F1 per label on gold rows."""
+    """The evaluate stage: strict span P/R/F1 per label on gold rows, and the label-permutation check."""
 
     name: str  # "dev", "test": the prefix of its metrics
     scores: SpanReport
     threshold: float | None  # None: the checkpoint's calibrated per-label thresholds
     sample_html: str | None = None  # gold vs predicted spans of the first rows, for a person to read
     seconds: float = 0.0
+    order_spread: dict[str, float] | None = None  # label -> |F1 - F1 with the label order rotated|
+    order_tolerance: float = 0.02  # the most a watched label's spread may be (eval.order_tolerance)
+    order_min_support: int = 10  # labels with this many gold spans are watched (loop.guard_min_support)
 
     @property
     def micro_f1(self) -> float:
@@ -146,18 +156,49 @@ class EvalReport:
     def per_label_f1(self) -> dict[str, float]:
         return {label: s.f1 for label, s in self.scores.per_label.items()}
 
+    def order_failures(self) -> dict[str, float]:
+        """Watched labels whose F1 moves by more than the tolerance when the label order is rotated."""
+        spread = self.order_spread or {}
+        support = {label: s.support for label, s in self.scores.per_label.items()}
+        return {
+            label: value
+            for label, value in spread.items()
+            if support.get(label, 0) >= self.order_min_support and value > self.order_tolerance
+        }
+
+    @property
+    def converged(self) -> bool:
+        """Per-label F1 does not depend on the order of the labels (True when not checked)."""
+        return not self.order_failures()
+
+    def order_note(self) -> str:
+        if self.order_spread is None:
+            return ""
+        failures = self.order_failures()
+        if failures:
+            worst = ", ".join(
+                f"{label} {v:.3f}" for label, v in sorted(failures.items(), key=lambda kv: -kv[1])
+            )
+            return (
+                f"NOT CONVERGED: per-label F1 changes with the label order ({worst} > "
+                f"{self.order_tolerance}): the model has not learned which label is which"
+            )
+        return f"label order: F1 spread {max(self.order_spread.values(), default=0.0):.3f} (converged)"
+
     def summary(self) -> str:
         at = "calibrated thresholds" if self.threshold is None else f"threshold {self.threshold}"
-        return f"{self.name} micro F1 {self.micro_f1:.4f} ({at})"
+        note = self.order_note()
+        return f"{self.name} micro F1 {self.micro_f1:.4f} ({at})" + (f"; {note}" if note else "")
 
     def tracked(self) -> Tracked:
         texts = {f"{self.name}_report.txt": self.scores.format_table()}
         if self.sample_html:
             texts[f"{self.name}_sample_predictions.html"] = self.sample_html
-        return Tracked(
-            metrics={f"{self.name}_{k}": v for k, v in self.scores.to_dict().items()},
-            text_artifacts=texts,
-        )
+        metrics = {f"{self.name}_{k}": v for k, v in self.scores.to_dict().items()}
+        if self.order_spread is not None:
+            metrics |= {f"{self.name}_order_spread/{k}": v for k, v in self.order_spread.items()}
+            metrics[f"{self.name}_converged"] = float(self.converged)
+        return Tracked(metrics=metrics, text_artifacts=texts)
 
 
 @dataclass

@@ -25,6 +25,14 @@ class EvalConfig(Section):
     calibration_min_support: int = Field(
         5, ge=1, description="labels with fewer gold spans keep eval.threshold"
     )
+    order_tolerance: float = Field(
+        0.02,
+        ge=0.0,
+        le=1.0,
+        description="label-permutation check of every evaluation: per-label F1 with the labels' prompt "
+        "order rotated may differ by at most this (labels with loop.guard_min_support gold spans); a "
+        "model beyond it has not learned which label is which (not converged) and is never promoted",
+    )
 
 
 class LoopConfig(Section):

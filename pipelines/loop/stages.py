@@ -45,7 +45,7 @@ from pipelines.reports import (
     TrainReport,
     WeakLabelReport,
 )
-from pipelines.selection.evaluate import calibrate, evaluate_rows, model_threshold
+from pipelines.selection.evaluate import calibrate, evaluate_rows, label_order_spread, model_threshold
 from pipelines.training.train_worker import StepHook, TrainSpec
 from pipelines.training.trainer import train_model
 from pipelines.weak.label_model import fit_label_model
@@ -271,6 +271,8 @@ def train_on_rows(
         soft_targets=config.merge.soft_targets,
         dev=read_gold(config.data.dev_gold),
         eval_threshold=config.eval.threshold,
+        threshold_floor=config.eval.threshold_floor,
+        calibration_min_support=config.eval.calibration_min_support,
         num_rows=n_rows,
         seed=config.seed,
         tracking_uri=tracking[0] if tracking else None,
@@ -312,12 +314,17 @@ def evaluate_model(
     sample_rows: int = 0,
 ) -> EvalReport:
     """Strict span-level P/R/F1 of `model_path` on gold rows (a JSONL path or rows; default:
-    `data.dev_gold`), at `eval.threshold`."""
+    `data.dev_gold`), at its calibrated thresholds (else `eval.threshold`), with the label-permutation
+    check: the same rows with the labels' prompt order rotated (`EvalReport.converged`)."""
     check_model(model_path)
     rows = read_gold(gold or config.data.dev_gold) if gold is None or isinstance(gold, str) else gold
     model = GLiNER.from_pretrained(local_copy(model_path))
     threshold = model_threshold(model, config.eval.threshold)
-    return evaluate_rows(model, rows, config.prompts(), threshold, name, sample_rows)
+    report = evaluate_rows(model, rows, config.prompts(), threshold, name, sample_rows)
+    report.order_spread = label_order_spread(model, rows, config.prompts(), threshold, report.scores)
+    report.order_tolerance = config.eval.order_tolerance
+    report.order_min_support = config.loop.guard_min_support
+    return report
 
 
 def calibrate_model(config: PipelineConfig, model_path: str) -> CalibrationReport:

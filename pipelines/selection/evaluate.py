@@ -51,6 +51,33 @@ def evaluate(
     return score(gold, predict_gold(model, gold, labels, threshold), list(labels))
 
 
+def rotated(labels: Mapping[str, str], by: int = 1) -> dict[str, str]:
+    """The same labels, their prompt order rotated by `by` (the first goes last)."""
+    items = list(labels.items())
+    by %= max(1, len(items))
+    return dict(items[by:] + items[:by])
+
+
+def label_order_spread(
+    model: GLiNER,
+    gold: Sequence[Mapping],
+    labels: Mapping[str, str],
+    threshold: float | None,
+    scores: SpanReport,
+) -> dict[str, float]:
+    """The label-permutation check: per label, |F1 in `scores` (the labels in their order) - F1 with the
+    labels' order rotated by one|. A model that has learned which label is which gives the same F1 in
+    any order; one that has not yet predicts by a label's place in the prompt, and the spread shows it."""
+    if len(labels) < 2:
+        return {label: 0.0 for label in labels}
+    other = evaluate(model, gold, rotated(labels), threshold)
+    return {
+        label: abs(score.f1 - other.per_label[label].f1)
+        for label, score in scores.per_label.items()
+        if label in other.per_label
+    }
+
+
 def sample_table_html(gold: Sequence[Mapping], predictions: Sequence[Sequence[Mapping]], limit: int) -> str:
     """Gold vs predicted entities, marked in the text, for a person to read."""
 

@@ -45,6 +45,10 @@ def label_scores(report: EvalReport) -> dict[str, tuple[float, int]]:
 
 
 def decide(candidate: EvalReport, champion: EvalReport, loop: LoopConfig) -> Decision:
+    """Promote `candidate` over `champion`? Never when the candidate has not converged (its per-label F1
+    depends on the order of the labels); else by `decide_on_scores`."""
+    if not candidate.converged:
+        return Decision(False, candidate.order_note())
     return decide_on_scores(
         candidate.micro_f1, label_scores(candidate), champion.micro_f1, label_scores(champion), loop
     )

@@ -78,12 +78,14 @@ class TrainSpec:
     config: TrainConfig
     start_model: str  # gliner_core checkpoint folder (local or URI) to fine-tune
     labels: dict[str, str]  # label -> prompt, for dev scoring and negative sampling
-    dev: list[dict] = field(default_factory=list)  # gold rows scored each epoch (empty: no scoring)
+    dev: list[dict] = field(default_factory=list)  # gold rows scored every eval_every steps (empty: none)
     label_pool: list[str] = field(
         default_factory=list
     )  # negatives for rows without a label set (default: labels)
     soft_targets: bool = False  # a span's score is its target (else 1)
-    eval_threshold: float = 0.5
+    eval_threshold: float = 0.5  # the default threshold of the dev score's calibration
+    threshold_floor: float = 0.1  # no calibrated threshold below this (eval.threshold_floor)
+    calibration_min_support: int = 5  # labels with fewer dev spans keep eval_threshold
     num_rows: int = 0  # training rows in the dataset
     seed: int = 0
     tracking_uri: str | None = None  # step metrics go to this MLflow run (rank 0)
@@ -150,6 +152,15 @@ class WorkerState:
     step: int = 0  # optimizer steps taken
     skip: int = 0  # batches of `epoch` already trained before a failure
     resumed_from: int = 0  # the step of the checkpoint this worker resumed from
+    best_score: float = -1.0  # the best dev score so far
+    best_step: int = 0  # ... and the step it was scored at
+    since_best: int = 0  # dev scores since the best one
+    stop: str = ""  # why training stops ('' while it goes on)
+
+    def progress(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the run's progress, beside the optimizer and scheduler."""
+        keys = ("step", "best_score", "best_step", "since_best", "stop")
+        return {key: getattr(self, key) for key in keys}
 
 
 def step_seed(*parts: object) -> int:
@@ -157,19 +168,17 @@ def step_seed(*parts: object) -> int:
     return zlib.crc32(":".join(map(str, parts)).encode())
 
 
-def linear_schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
-    """Learning-rate factor: linear warmup over `warmup_ratio` of the steps, then linear decay to 0."""
-    warmup = max(1, int(total_steps * warmup_ratio))
+def warmup_schedule(warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warmup over `warmup_steps`, then constant (the run's length is not
+    known in advance: it stops when the dev score does)."""
 
     def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+        return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
     return factor
 
 
-def restore(spec: TrainSpec, total_steps: int) -> WorkerState:
+def restore(spec: TrainSpec) -> WorkerState:
     """The model and optimizer from the latest checkpoint of this run, else from `spec.start_model`."""
     from gliner_core import GLiNER
     from pipelines.data.storage import local_copy
@@ -194,15 +203,15 @@ def restore(spec: TrainSpec, total_steps: int) -> WorkerState:
     optimizer = torch.optim.AdamW(
         model.parameter_groups(config.lr_encoder, config.lr_heads, config.weight_decay), fused=True
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, linear_schedule(max(1, total_steps), config.warmup_ratio)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(config.warmup_steps))
     state = WorkerState(model, module, optimizer, scheduler)
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        state.epoch, state.step, state.skip = saved["epoch"], saved["step"], saved["epoch_batches"]
-        state.resumed_from = saved["step"]
+        state.epoch, state.skip = saved["epoch"], saved["epoch_batches"]
+        for key, value in saved["progress"].items():
+            setattr(state, key, value)
+        state.resumed_from = state.step
     return state
 
 
@@ -263,41 +272,44 @@ def train_step(
     return loss
 
 
+def score_on_dev(state: WorkerState, spec: TrainSpec) -> tuple[dict[str, float], str]:
+    """The dev score: micro F1 with per-label thresholds calibrated on the dev rows (a score that does not
+    hang on one threshold, which early in training sits far from every label's best); the F1 at
+    `eval_threshold` and per label beside it. Returns (metrics, a table for a person)."""
+    from gliner_core.calibration import calibrate_thresholds
+
+    state.model.eval()
+    result = calibrate_thresholds(
+        state.model,
+        spec.dev,
+        spec.labels,
+        default_threshold=spec.eval_threshold,
+        floor=spec.threshold_floor,
+        min_support=spec.calibration_min_support,
+        objective="micro",
+    )
+    state.model.train()
+    metrics = {"dev_score": result.micro_f1_after, "dev_micro_f1": result.micro_f1_before}
+    metrics |= {f"dev_f1/{name}": row.f1_after for name, row in result.per_label.items()}
+    return metrics, result.table()
+
+
 def save_and_report(
-    state: WorkerState,
-    spec: TrainSpec,
-    rank: int,
-    metrics: dict[str, float],
-    end_of_epoch: bool,
-    batches_done: int,
-) -> dict[str, float]:
-    """Report metrics from every rank (a barrier); rank 0 adds dev scores and the checkpoint.
-
-    A mid-epoch checkpoint carries `dev_micro_f1 = -1` (never the best; kept while it is the latest)."""
-    from pipelines.selection.evaluate import evaluate
-
+    state: WorkerState, rank: int, metrics: dict[str, float], position: tuple[int, int], table: str = ""
+) -> None:
+    """Report metrics from every rank (a barrier); rank 0 adds the checkpoint: the model, the optimizer
+    and where to resume, `position` = (epoch, batches of it done)."""
     metrics = {**metrics, "epoch": state.epoch, "step": state.step, "resumed_from_step": state.resumed_from}
-    if spec.dev and not end_of_epoch:
-        metrics["dev_micro_f1"] = -1.0
     if rank != 0:
         ray.train.report(metrics, checkpoint=None)
-        return metrics
-    table = ""
-    if end_of_epoch and spec.dev:
-        state.model.eval()
-        report = evaluate(state.model, spec.dev, spec.labels, spec.eval_threshold)
-        state.model.train()
-        metrics.update({f"dev_{k}": v for k, v in report.to_dict().items()})
-        table = report.format_table()
-        epoch = f"{state.epoch + 1}/{spec.config.epochs}"
-        emit(f"[train] epoch {epoch} step {state.step}: dev micro F1 {report.micro_f1:.4f}")
+        return
     with tempfile.TemporaryDirectory() as directory:
         state.model.save_pretrained(Path(directory) / MODEL_DIR)
         torch.save(
             {
-                "epoch": state.epoch + 1 if end_of_epoch else state.epoch,  # where to resume
-                "epoch_batches": 0 if end_of_epoch else batches_done,  # batches of that epoch already trained
-                "step": state.step,
+                "epoch": position[0],  # where to resume: this epoch's plan,
+                "epoch_batches": position[1],  # after its first batches
+                "progress": state.progress(),
                 "optimizer": state.optimizer.state_dict(),
                 "scheduler": state.scheduler.state_dict(),
             },
@@ -306,12 +318,11 @@ def save_and_report(
         (Path(directory) / "metrics.json").write_text(json.dumps(metrics, default=str))
         (Path(directory) / "dev_report.txt").write_text(table)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
-    return metrics
 
 
 class Worker:
     """One Ray Train worker's run: its rank, its copy of the rows, the epoch plans, its model and
-    optimizer, and (rank 0) the metric sender."""
+    optimizer, and (rank 0) the metric sender and the judge of when to stop."""
 
     def __init__(self, spec: TrainSpec, step_hook: StepHook | None, record_hook: RecordHook | None):
         from pipelines.training.metrics_sink import MetricsSink
@@ -325,8 +336,11 @@ class Worker:
         self.data = load_rows()
         self.global_batch = self.config.batch_size * self.world
         self._plans: dict[int, list[list[int]]] = {}
-        self.total_steps = self.config.epochs * len(self.plan(0))
-        self.state = restore(spec, self.total_steps)
+        epochs = self.config.max_epochs
+        self.budget = min(
+            self.config.max_steps, epochs * len(self.plan(0)) if epochs else self.config.max_steps
+        )
+        self.state = restore(spec)
         self.filler = self.data.rows([next(i for i, n in enumerate(self.data.lengths) if n > 0)])[0]
         if self.rank == 0 and self.data.trainable < len(self.data):
             left_out = len(self.data) - self.data.trainable
@@ -343,6 +357,7 @@ class Worker:
         )
         self.started = time.perf_counter()
         self.samples = 0
+        self.losses: list[float] = []
 
     def plan(self, epoch: int) -> list[list[int]]:
         """The epoch's global batches (row indices), the same on every rank; one epoch's plan is kept."""
@@ -353,11 +368,26 @@ class Worker:
             )
         return self._plans[epoch]
 
-    def report(self, metrics: dict[str, float], end_of_epoch: bool, batches_done: int) -> None:
-        reported = save_and_report(self.state, self.spec, self.rank, metrics, end_of_epoch, batches_done)
-        if self.sink:
-            self.sink.log({k: v for k, v in reported.items() if isinstance(v, (int, float))}, self.state.step)
-            self.sink.flush()
+    def run(self) -> None:
+        """Step through the epochs' plans until the budget is spent or the dev score stops improving;
+        a dev score (and a checkpoint) every `eval_every` steps and at the end."""
+        state, config = self.state, self.config
+        while not state.stop:
+            batches = self.plan(state.epoch)
+            # resumed mid-epoch: the first `skip` batches of this epoch's plan were trained before a failure
+            for done in range(state.skip + 1, len(batches) + 1):
+                self.losses.append(self.step(done, batches[done - 1]))
+                self.show()
+                at_end = state.step >= self.budget
+                position = (state.epoch + 1, 0) if done == len(batches) else (state.epoch, done)
+                if at_end or state.step % config.eval_every == 0:
+                    self.checkpoint(position, scored=True)
+                elif config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                    self.checkpoint(position, scored=False)
+                if state.stop:
+                    return
+            state.skip = 0
+            state.epoch += 1
 
     def step(self, batch: int, global_rows: list[int]) -> float:
         """Global batch number `batch` of the epoch: this rank's part of it, one optimizer step."""
@@ -371,64 +401,80 @@ class Worker:
         self.samples += len(global_rows)
         if self.record_hook is not None:
             ids = [self.data.ids[i] for i in mine]
-            record = StepRecord(
-                state.epoch,
-                batch,
-                state.step,
-                self.rank,
-                self.world,
-                ids,
-                len(global_rows),
-                loss,
-                state.module,
-            )
-            self.record_hook(record)
+            where = (state.epoch, batch, state.step, self.rank, self.world)
+            self.record_hook(StepRecord(*where, ids, len(global_rows), loss, state.module))
         if self.step_hook is not None:
             self.step_hook(state.step, self.rank)
         return loss
 
-    def show(self, losses: list[float]) -> None:
+    def show(self) -> None:
         """Step metrics to MLflow (rank 0), and every 10 steps a progress line for the console's bar."""
-        state = self.state
+        state, losses = self.state, self.losses
         if self.sink:
             lr = float(state.scheduler.get_last_lr()[-1])
             self.sink.log({"train_loss": losses[-1], "lr_heads": lr}, state.step)
         if self.rank == 0 and state.step % 10 == 0:
             recent = sum(losses[-10:]) / len(losses[-10:])
-            line = progress_line(
-                self.spec.progress_stage, state.step, self.total_steps, epoch=state.epoch + 1, loss=recent
-            )
-            emit(line)
+            info: dict[str, float | str] = {"loss": recent}
+            if state.best_score >= 0:
+                info["best"] = state.best_score
+            emit(progress_line(self.spec.progress_stage, state.step, self.budget, **info))
 
-    def epoch(self) -> None:
-        """The rest of the current epoch's plan (all of it, unless resumed mid-epoch), then its report."""
-        state = self.state
-        losses: list[float] = []
-        batches = self.plan(state.epoch)
-        done = state.skip
-        # resumed mid-epoch: the first `skip` batches of this epoch's plan were trained before the failure
-        for done in range(state.skip + 1, len(batches) + 1):
-            losses.append(self.step(done, batches[done - 1]))
-            self.show(losses)
-            if self.config.checkpoint_every and state.step % self.config.checkpoint_every == 0:
-                self.report({"train_loss": sum(losses) / len(losses)}, False, done)
-        state.skip = 0
+    def checkpoint(self, position: tuple[int, int], scored: bool) -> None:
+        """Report and checkpoint (every rank joins); with `scored`, rank 0 scores the dev rows first and
+        judges whether to stop, and every rank learns its verdict."""
+        state, spec = self.state, self.spec
         seconds = time.perf_counter() - self.started
+        recent = self.losses[-self.config.eval_every :]
         metrics = {
-            "train_loss": sum(losses) / len(losses) if losses else float("nan"),
+            "train_loss": sum(recent) / len(recent) if recent else float("nan"),
             "train_seconds": seconds,
             "train_samples_per_second": self.samples / seconds if seconds > 0 else 0.0,
             "rows_without_words": float(len(self.data) - self.data.trainable),
         }
-        self.report(metrics, True, done)
-        state.epoch += 1
+        table = ""
+        if spec.dev:
+            metrics["dev_score"] = -1.0  # never the best: a checkpoint kept for resuming only
+            if scored and self.rank == 0:
+                scores, table = score_on_dev(state, spec)
+                metrics |= scores
+                self.judge(scores["dev_score"])
+        if scored and state.step >= self.budget and not state.stop:
+            state.stop = f"reached the budget ({self.budget} steps)"
+        self.share_verdict()
+        if state.stop:
+            metrics["stopped"] = state.stop  # type: ignore[assignment]
+        save_and_report(state, self.rank, metrics, position, table)
+        if self.sink:
+            self.sink.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, state.step)
+            self.sink.flush()
+
+    def judge(self, score: float) -> None:
+        """Rank 0, after a dev score: a new best, or one more score without a gain; stop after `patience`
+        of those (once past `min_steps`)."""
+        state, config = self.state, self.config
+        if score > state.best_score + config.min_gain:
+            state.best_score, state.best_step, state.since_best = score, state.step, 0
+        else:
+            state.since_best += 1
+        best = f"best {state.best_score:.4f} at step {state.best_step}"
+        emit(f"[train] step {state.step}: dev score {score:.4f} ({best})")
+        if state.since_best >= config.patience and state.step >= config.min_steps:
+            state.stop = f"converged: no gain over {config.min_gain} in {config.patience} dev scores"
+
+    def share_verdict(self) -> None:
+        """Every rank stops where rank 0 says (DDP ranks must take the same steps)."""
+        if self.world > 1:
+            flag = torch.tensor([1 if self.state.stop else 0], device=self.device)
+            torch.distributed.broadcast(flag, src=0)
+            if flag.item() and not self.state.stop:
+                self.state.stop = "rank 0 stopped"
 
 
 def train_loop(loop_config: dict) -> None:
     """The function `TorchTrainer` runs on every worker:
     `{"spec": TrainSpec, "step_hook": hook or None, "record_hook": hook or None}`."""
     worker = Worker(loop_config["spec"], loop_config.get("step_hook"), loop_config.get("record_hook"))
-    while worker.state.epoch < worker.config.epochs:
-        worker.epoch()
+    worker.run()
     if worker.sink:
         worker.sink.close()

@@ -41,7 +41,8 @@ def train_model(
     step_hook: StepHook | None = None,
     record_hook: RecordHook | None = None,
 ) -> TrainReport:
-    """Fine-tune `spec.start_model` on `rows`; the best epoch (dev micro F1) is copied to `output_dir`."""
+    """Fine-tune `spec.start_model` on `rows` until its dev score stops improving; the best checkpoint
+    (by dev score) is copied to `output_dir`."""
     started = time.perf_counter()
     if spec.tracking_uri and spec.metrics_spool is None:
         spec.metrics_spool = f"{storage_path.rstrip('/')}/{run_name}/unsent_mlflow_metrics.jsonl"
@@ -54,10 +55,13 @@ def train_model(
     )
     best, best_metrics = best_checkpoint(result, bool(spec.dev))
     copy_checkpoint(best, output_dir)
+    last = dict(result.metrics or {})
     return TrainReport(
         model_path=f"{output_dir.rstrip('/')}/{MODEL_DIR}",
         metrics={k: v for k, v in best_metrics.items() if isinstance(v, (int, float))},
         dev_threshold=spec.eval_threshold,
+        steps=int(last.get("step", 0)),
+        stopped=str(last.get("stopped", "")),
         history=history,
         seconds=time.perf_counter() - started,
         rows=spec.num_rows,
@@ -73,7 +77,7 @@ def torch_trainer(
     resources = {"CPU": config.cpus_per_worker}
     if config.gpus_per_worker:
         resources["GPU"] = config.gpus_per_worker
-    # keeps the best epoch by dev F1 and the latest checkpoint (Ray never deletes the latest)
+    # keeps the best checkpoint by dev score and the latest (Ray never deletes the latest)
     checkpoints = (
         CheckpointConfig(
             num_to_keep=1, checkpoint_score_attribute="dev_micro_f1", checkpoint_score_order="max"
@@ -102,12 +106,12 @@ def torch_trainer(
 
 
 def best_checkpoint(result, scored_on_dev: bool) -> tuple[Checkpoint, dict]:
-    """The checkpoint with the best dev micro F1 (else the latest) and its metrics."""
+    """The checkpoint with the best dev score (else the latest) and its metrics."""
     best, metrics = result.checkpoint, dict(result.metrics or {})
     if scored_on_dev and result.best_checkpoints:
-        scored = [(c, m) for c, m in result.best_checkpoints if "dev_micro_f1" in m]
+        scored = [(c, m) for c, m in result.best_checkpoints if m.get("dev_score", -1) >= 0]
         if scored:
-            best, metrics = max(scored, key=lambda cm: cm[1]["dev_micro_f1"])
+            best, metrics = max(scored, key=lambda cm: cm[1]["dev_score"])
     if best is None:
         raise RuntimeError("training produced no checkpoint")
     return best, metrics
