@@ -80,7 +80,7 @@ def torch_trainer(
     # keeps the best checkpoint by dev score and the latest (Ray never deletes the latest)
     checkpoints = (
         CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute="dev_micro_f1", checkpoint_score_order="max"
+            num_to_keep=1, checkpoint_score_attribute="dev_score", checkpoint_score_order="max"
         )
         if spec.dev
         else CheckpointConfig(num_to_keep=1)
