@@ -136,24 +136,27 @@ class PipelineConfig(Section):
         return data
 
     @model_validator(mode="after")
-    def _labeling_function_labels(self) -> PipelineConfig:
+    def _weak_source_labels(self) -> PipelineConfig:
         """The default labeling functions are the sample's: they follow `data.labels` (a function for
-        a label the job does not have is left out). Ones the config names must use its labels."""
+        a label the job does not have is left out). Ones the config names, and the labels the NER
+        models map to, must be the job's labels."""
         functions = self.weak_label.labeling_functions
         labels = set(self.data.labels)
+        named = [(m.origin, label) for m in self.weak_label.ner_models for label in m.scope()]
         if "labeling_functions" not in self.weak_label.model_fields_set:
             self.weak_label.labeling_functions = LabelingFunctionsConfig(
                 gazetteers=[g for g in functions.gazetteers if g.label in labels],
                 regexes=[r for r in functions.regexes if r.label in labels],
             )
-            return self
-        named = [(g.origin, g.label) for g in functions.gazetteers if g.label is not None]
-        named += [(r.origin, r.label) for r in functions.regexes]
+        else:
+            named += [(g.origin, g.label) for g in functions.gazetteers if g.label is not None]
+            named += [(r.origin, r.label) for r in functions.regexes]
         unknown = [f"{origin} ({label})" for origin, label in named if label not in labels]
         if unknown:
-            raise ValueError(
-                f"weak_label.labeling_functions for labels not in data.labels: {', '.join(unknown)}"
-            )
+            raise ValueError(f"weak sources for labels not in data.labels: {', '.join(unknown)}")
+        origins = [m.origin for m in self.weak_label.ner_models]
+        if len(set(origins)) != len(origins):
+            raise ValueError(f"weak_label.ner_models names must be unique, got {origins}")
         return self
 
     def fingerprint(self) -> str:

@@ -162,6 +162,46 @@ class PromptViewsConfig(Section):
     synonyms: bool = Field(False, description="one view per rank of `data.label_synonyms`")
 
 
+class NerModelConfig(Section):
+    """A pretrained NER model as a weak source (`pipelines.weak.ner_models`): its types mapped to ours."""
+
+    name: str = Field(description="source name; spans get origin `ner:<name>`")
+    kind: Literal["spacy", "hf"] = Field(
+        "spacy", description="a spaCy pipeline, or a Hugging Face token-classification model"
+    )
+    model: str = Field(description="spaCy package name or folder; Hugging Face model folder (or hub id)")
+    label_map: dict[str, str | list[str]] = Field(
+        description="the model's type -> our label, or several labels (the current GLiNER chooses among "
+        "them); types not listed are dropped"
+    )
+    score: float = Field(
+        0.8, ge=0.0, le=1.0, description="confidence of a span mapped to one label, when the model gives none"
+    )
+    batch_size: int = Field(64, ge=1, description="texts per model call")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return _check_name(name)
+
+    @property
+    def origin(self) -> str:
+        return f"ner:{self.name}"
+
+    def labels_of(self, kind: str) -> list[str]:
+        """Our labels for one of the model's types ([] when the type is not mapped)."""
+        mapped = self.label_map.get(kind, [])
+        return [mapped] if isinstance(mapped, str) else list(mapped)
+
+    def ambiguous_types(self) -> list[str]:
+        """The types mapped to more than one label (GLiNER types their spans)."""
+        return [kind for kind in self.label_map if len(self.labels_of(kind)) > 1]
+
+    def scope(self) -> list[str]:
+        """Every label this source can give."""
+        return sorted({label for kind in self.label_map for label in self.labels_of(kind)})
+
+
 def sample_labeling_functions() -> LabelingFunctionsConfig:
     """The embedded default's labeling functions, `sample/labeling_functions.yaml` (a country gazetteer
     and a date rule; see sample/README.md). Its file paths are relative to that file."""
@@ -188,6 +228,10 @@ class WeakLabelConfig(Workers):
     views: PromptViewsConfig = Field(
         default_factory=PromptViewsConfig,
         description="GLiNER runs once per view (prompts, plain names, synonyms), each a weak source",
+    )
+    ner_models: list[NerModelConfig] = Field(
+        default_factory=list,
+        description="pretrained NER models (spaCy, Hugging Face token classification) as weak sources",
     )
     labeling_functions: LabelingFunctionsConfig = Field(
         default_factory=sample_labeling_functions,

@@ -137,9 +137,11 @@ def weak_label_corpus(
 
 
 def weak_sources(config: PipelineConfig) -> dict[str, list[str]]:
-    """The weak-label stage's sources (GLiNER views, labeling functions) -> the labels each can give."""
+    """The weak-label stage's sources (GLiNER views, NER models, labeling functions) -> the labels each
+    can give."""
     views = configured_views(config.weak_label.views, config.prompts(), config.data.label_synonyms)
     scopes = {name: list(view) for name, view in views.items()}
+    scopes.update({model.origin: model.scope() for model in config.weak_label.ner_models})
     if config.weak_label.labeling_functions.enabled:
         from pipelines.weak.labeling_functions import LabelingFunctions
 

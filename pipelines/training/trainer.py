@@ -79,9 +79,7 @@ def torch_trainer(
         resources["GPU"] = config.gpus_per_worker
     # keeps the best checkpoint by dev score and the latest (Ray never deletes the latest)
     checkpoints = (
-        CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute="dev_score", checkpoint_score_order="max"
-        )
+        CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="dev_score", checkpoint_score_order="max")
         if spec.dev
         else CheckpointConfig(num_to_keep=1)
     )

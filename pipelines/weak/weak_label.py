@@ -1,4 +1,5 @@
-"""Weak-labeling stage: GLiNER labels every document, as a Ray Data actor pool; then the labeling functions.
+"""Weak-labeling stage: GLiNER labels every document, as a Ray Data actor pool; then the pretrained NER
+models (`pipelines.weak.ner_models`) and the labeling functions.
 
 Each actor loads the model once and then labels batches of documents, once per prompt view (label
 names, descriptions, synonyms: `pipelines.weak.prompt_views`), each view a weak source of its own (the
@@ -107,6 +108,22 @@ def weak_label(
         num_cpus=config.cpus_per_worker,
         num_gpus=config.gpus_per_worker or None,
     )
+    if config.ner_models:
+        from pipelines.weak.ner_models import NerLabeler
+        from pipelines.weak.prompt_views import MAIN_VIEW
+
+        labeled = labeled.map_batches(
+            NerLabeler,
+            fn_constructor_kwargs={
+                "configs": config.ner_models,
+                "gliner_path": model_path,
+                "prompts": dict(views.get(MAIN_VIEW) or next(iter(views.values()))),
+            },
+            batch_size=rows_per_call,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=config.num_workers),
+            num_cpus=config.cpus_per_worker,
+        )
     if config.labeling_functions.enabled:
         lfs = partial(apply_labeling_functions, config=config.labeling_functions)
         labeled = labeled.map_batches(lfs, batch_format="pyarrow")
