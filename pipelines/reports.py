@@ -67,6 +67,7 @@ class MergeReport:
     replay_rows: int = 0  # gold rows mixed in
     label_model: Any = None  # `label_model.LabelModelReport` when a label model resolved the votes
     label_model_params: dict[str, Any] | None = None  # the fitted `LabelModel`
+    quality: Any = None  # `weak.quality.QualityReport` on `data.corpus_gold`, when given
 
     def summary(self) -> str:
         line = f"{self.rows} training rows, {self.spans} spans ({_counts(self.per_label)})"
@@ -74,6 +75,9 @@ class MergeReport:
             line += f", {self.replay_rows} of them gold (replay)"
         if self.label_model is not None:
             line += f"; label model: {self.label_model.method}, {self.label_model.candidates} candidates"
+        if self.quality is not None and self.quality.sources:
+            scored = ", ".join(f"{name} {s.micro_f1:.3f}" for name, s in self.quality.sources.items())
+            line += f"; F1 on {self.quality.documents} corpus gold documents: {scored}"
         return line
 
     def tracked(self) -> Tracked:
@@ -93,10 +97,15 @@ class MergeReport:
             metrics.update(self.label_model.metrics())
             artifacts["label_model_report.json"] = self.label_model.model_dump()
             artifacts["label_model.json"] = self.label_model_params
+        texts = {}
+        if self.quality is not None:
+            metrics.update(self.quality.metrics())
+            texts["weak_label_quality.txt"] = self.quality.table()
         return Tracked(
             metrics=metrics,
             params={"train_rows_path": self.path, "train_rows": self.rows},
             json_artifacts=artifacts,
+            text_artifacts=texts,
         )
 
 

@@ -46,6 +46,11 @@ class DataConfig(Section):
     )
     dev_gold: str = Field(str(SAMPLE_DIR / "gold_dev.jsonl"), description="gold rows for model selection")
     test_gold: str | None = None
+    corpus_gold: str | None = Field(
+        None,
+        description="gold rows for documents of the corpus (same texts): each weak source and the merged "
+        "labels are scored on them every iteration (weak-label quality, logged to MLflow); never the dev set",
+    )
     labels: list[str] = Field(default_factory=lambda: ["person", "organisation", "location", "date"])
     label_descriptions: dict[str, str] = Field(default_factory=dict, description="label -> prompt text")
     label_synonyms: dict[str, list[str]] = Field(

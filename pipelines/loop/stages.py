@@ -60,6 +60,7 @@ from pipelines.weak.merge import (
     score_quantile,
 )
 from pipelines.weak.prompt_views import configured_views
+from pipelines.weak.quality import weak_label_quality
 from pipelines.weak.weak_label import weak_label
 
 
@@ -204,6 +205,10 @@ def merge_training_rows(
         )
     if keep or replay:
         stats = label_statistics(ray.data.read_parquet(path).select_columns(["spans"]).iter_rows())
+    quality = None
+    if config.data.corpus_gold:
+        floor = merge_config.score_floor(merge_config.label_model is not None)
+        quality = weak_label_quality(weak_labels, path, read_gold(config.data.corpus_gold), labels, floor)
     return MergeReport(
         path=path,
         rows=stats["rows"],
@@ -215,6 +220,7 @@ def merge_training_rows(
         replay_rows=len(replay),
         label_model=label_model_report,
         label_model_params=model.model_dump() if label_model_report is not None else None,
+        quality=quality,
     )
 
 
