@@ -132,7 +132,9 @@ def train(model, rows, batch_size: int, steps: int, warmup: int, device) -> dict
         plan += [b for b in epoch_plan(data.lengths, batch_size, 0, epoch, 50) if len(b) == batch_size]
         epoch += 1
     optimizer = torch.optim.AdamW(model.parameter_groups(3e-5, 5e-4, 0.01), fused=True)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(max(1, (steps + warmup) // 10)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_schedule(max(1, (steps + warmup) // 10), steps + warmup)
+    )
     state = WorkerState(model, model.model, optimizer, scheduler)
     spec = TrainSpec(config, "", {label: label for label in labels})
     filler = data.rows([0])[0]

@@ -87,7 +87,9 @@ def throughput_worker(args: argparse.Namespace) -> None:
     config = TrainConfig(batch_size=args.batch_size, bucket_window=args.window)
     optimizer = torch.optim.AdamW(model.parameter_groups(3e-5, 5e-4, 0.01), fused=True)
     plan = epoch_plan(data.lengths, args.batch_size, args.seed, 0, args.window)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(max(1, len(plan) // 10)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_schedule(max(1, len(plan) // 10), len(plan))
+    )
     state = WorkerState(model, model.model, optimizer, scheduler)
     labels = sorted({label for row in data.table.column("labels").to_pylist() for label in row})
     spec = TrainSpec(config, "", {label: label for label in labels})

@@ -43,8 +43,17 @@ MOVED_SETTINGS = (
 
 # Sections whose defaults differ from their class's: applied under anything a config file sets.
 SECTION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "train": {"epochs": 1},
-    "seed_train": {"epochs": 10, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
+    # an iteration starts from a trained model: a short budget, an early stop
+    "train": {"max_steps": 300, "min_steps": 50, "patience": 2},
+    # the seed learns from the backbone: higher rates, no smoothing, and the steps to tell labels apart
+    "seed_train": {
+        "max_steps": 500,
+        "min_steps": 150,
+        "lr_encoder": 2e-4,
+        "lr_heads": 2e-3,
+        "label_smoothing": 0.0,
+        "warmup_steps": 30,
+    },
 }
 
 

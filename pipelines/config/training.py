@@ -30,7 +30,9 @@ class TrainConfig(Workers):
     lr_encoder: float = Field(3e-5, gt=0.0)
     lr_heads: float = Field(5e-4, gt=0.0)
     weight_decay: float = Field(0.01, ge=0.0)
-    warmup_steps: int = Field(50, ge=0, description="linear learning-rate warmup, then constant")
+    warmup_steps: int = Field(
+        50, ge=0, description="linear learning-rate warmup, then linear decay to 0 at the budget"
+    )
     max_grad_norm: float = Field(1.0, gt=0.0)
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="alpha: target = y(1-alpha) + alpha/2")
     focal_alpha: float = Field(0.75, description="focal loss positive weight; < 0 turns it off")

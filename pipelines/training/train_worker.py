@@ -168,17 +168,19 @@ def step_seed(*parts: object) -> int:
     return zlib.crc32(":".join(map(str, parts)).encode())
 
 
-def warmup_schedule(warmup_steps: int) -> Callable[[int], float]:
-    """Learning-rate factor: linear warmup over `warmup_steps`, then constant (the run's length is not
-    known in advance: it stops when the dev score does)."""
+def warmup_schedule(warmup_steps: int, budget: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warmup over `warmup_steps`, then linear decay to 0 at `budget` steps
+    (the run may stop earlier, when its dev score stops improving)."""
 
     def factor(step: int) -> float:
-        return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (budget - step) / max(1, budget - warmup_steps))
 
     return factor
 
 
-def restore(spec: TrainSpec) -> WorkerState:
+def restore(spec: TrainSpec, budget: int) -> WorkerState:
     """The model and optimizer from the latest checkpoint of this run, else from `spec.start_model`."""
     from gliner_core import GLiNER
     from pipelines.data.storage import local_copy
@@ -203,7 +205,7 @@ def restore(spec: TrainSpec) -> WorkerState:
     optimizer = torch.optim.AdamW(
         model.parameter_groups(config.lr_encoder, config.lr_heads, config.weight_decay), fused=True
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(config.warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_schedule(config.warmup_steps, budget))
     state = WorkerState(model, module, optimizer, scheduler)
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
@@ -340,7 +342,7 @@ class Worker:
         self.budget = min(
             self.config.max_steps, epochs * len(self.plan(0)) if epochs else self.config.max_steps
         )
-        self.state = restore(spec)
+        self.state = restore(spec, self.budget)
         self.filler = self.data.rows([next(i for i, n in enumerate(self.data.lengths) if n > 0)])[0]
         if self.rank == 0 and self.data.trainable < len(self.data):
             left_out = len(self.data) - self.data.trainable
