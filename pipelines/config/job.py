@@ -74,11 +74,12 @@ class PipelineConfig(Section):
     merge: MergeConfig = Field(default_factory=MergeConfig)
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(**SECTION_DEFAULTS["train"]),
-        description="training of each iteration on weak rows (one epoch: more fits their noise)",
+        description="training of each iteration on weak rows, from a trained model: a short budget",
     )
     seed_train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(**SECTION_DEFAULTS["seed_train"]),
-        description="training of the seed model on gold rows (from the backbone: higher rates, no smoothing)",
+        description="training of the seed model on gold rows (from the backbone: higher rates, no smoothing, "
+        "the steps it takes to tell the labels apart)",
     )
     eval: EvalConfig = Field(default_factory=EvalConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
