@@ -47,7 +47,7 @@ ConfigOpt = Annotated[
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="override a config key, e.g. -s train.epochs=3 (repeatable)"),
+    typer.Option("--set", "-s", help="override a config key, e.g. -s train.max_steps=600 (repeatable)"),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help=f"the model: {MODEL_FORMS}")]
 

@@ -115,7 +115,8 @@ def train(
     seed: Annotated[bool, typer.Option("--seed", help="use the seed_train settings (gold rows)")] = False,
     output: Annotated[str | None, typer.Option(help="output folder (best/ holds the checkpoint)")] = None,
 ) -> None:
-    """Fine-tune GLiNER on training rows with Ray Train; keeps the best epoch by dev F1 (data.dev_gold)."""
+    """Fine-tune GLiNER on training rows with Ray Train until its dev score (calibrated micro F1 on
+    data.dev_gold) stops improving, within train.max_steps; keeps the best checkpoint."""
     cfg = options.resolve()
     if options.dry_run:
         return

@@ -1,6 +1,6 @@
 """The pipeline configuration a command runs with: a YAML/JSON file, then `--set key=value` overrides.
 
-    load_config("job.yaml", ["train.epochs=3", "data.labels=[person, city]"])
+    load_config("job.yaml", ["train.max_steps=600", "data.labels=[person, city]"])
 
 Values are read as YAML scalars/lists (`3` is an int, `null` is None, `[a, b]` a list), so an override
 goes through the same pydantic validation as the file. Every mistake a user can make here (missing
@@ -50,7 +50,7 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.max_steps=600")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as error:

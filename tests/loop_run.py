@@ -40,8 +40,16 @@ def job_config(storage: Path, url: str, backbone: str, synth: Path | None) -> di
         "synth": {"mode": "generate", "config": str(synth)} if synth else {},
         "data": {"max_documents": 16},
         "model": {"backbone": backbone, "settings": {"hidden_size": 64, "max_len": 64, "dropout": 0.1}},
-        "seed_train": {"epochs": 2, "lr_encoder": 1e-4, "lr_heads": 1e-3, "label_smoothing": 0.0},
-        "train": {"epochs": 1, "batch_size": 8},
+        # budgets in passes: two over the 120 gold rows (30 steps), one over the merged rows
+        "seed_train": {
+            "max_epochs": 2,
+            "eval_every": 15,
+            "warmup_steps": 3,
+            "lr_encoder": 1e-4,
+            "lr_heads": 1e-3,
+            "label_smoothing": 0.0,
+        },
+        "train": {"max_epochs": 1, "batch_size": 8, "warmup_steps": 0},
         "loop": {"iterations": 1},
         "tracking": {
             "tracking_uri": url,

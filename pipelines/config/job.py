@@ -128,7 +128,7 @@ class PipelineConfig(Section):
     @classmethod
     def _section_defaults(cls, data: Any) -> Any:
         """A section given in part keeps its own defaults for the rest (`--set seed_train.lr_heads=…`
-        leaves the seed's 10 epochs alone)."""
+        leaves the seed's step budget alone)."""
         if isinstance(data, dict):
             for name, defaults in SECTION_DEFAULTS.items():
                 if isinstance(data.get(name), dict):

@@ -59,8 +59,9 @@ class TrainConfig(Workers):
         where = cls.section
         if "epochs" in data:
             deprecated(
-                f"{where}.epochs is deprecated and will be removed in the next release: training runs until "
-                f"its dev score stops improving; {where}.max_epochs caps the passes over the rows"
+                f"{where}.epochs is deprecated and will be removed in the next release: use "
+                f"{where}.max_epochs (a cap on the passes over the rows: training now runs until its dev "
+                "score stops improving)"
             )
             data = {k: v for k, v in data.items() if k != "epochs"} | {"max_epochs": data["epochs"]}
         if "warmup_ratio" in data:
@@ -71,5 +72,5 @@ class TrainConfig(Workers):
             steps = data.get("max_steps", cls.model_fields["max_steps"].default)
             ratio = float(data["warmup_ratio"])
             data = {k: v for k, v in data.items() if k != "warmup_ratio"}
-            data.setdefault("warmup_steps", round(ratio * steps))
+            data["warmup_steps"] = round(ratio * steps)  # given by name: over a section default
         return data

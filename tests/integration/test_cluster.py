@@ -67,8 +67,15 @@ def job_dir(tmp_path_factory, s3, mlflow_deployed, tiny_backbone) -> Path:
         },
         # 2 CPUs each on 3-CPU nodes: one actor / one training worker per node, a CPU left for Ray Data
         "weak_label": {"num_workers": 2, "cpus_per_worker": 2, "batch_size": 2},
-        "seed_train": {**workers, "epochs": 2, "lr_encoder": 1e-3, "lr_heads": 3e-3, "label_smoothing": 0.0},
-        "train": {**workers, "epochs": 1},
+        "seed_train": {
+            **workers,
+            "max_epochs": 2,
+            "warmup_steps": 2,
+            "lr_encoder": 1e-3,
+            "lr_heads": 3e-3,
+            "label_smoothing": 0.0,
+        },
+        "train": {**workers, "max_epochs": 1, "warmup_steps": 0},
         "loop": {"iterations": 1},
         "tracking": {
             "tracking_uri": mlflow_deployed.url,

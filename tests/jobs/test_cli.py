@@ -53,7 +53,7 @@ def test_each_command_explains_itself(capsys, command):
 
 def test_dry_run_prints_config_with_file_flags_and_overrides(capsys, tmp_path):
     config = tmp_path / "job.yaml"
-    config.write_text("name: nightly\ntrain:\n  epochs: 5\ndata:\n  labels: [person, city]\n")
+    config.write_text("name: nightly\ntrain:\n  max_steps: 5\ndata:\n  labels: [person, city]\n")
     code, out, _ = run_main(
         capsys,
         "self-train",
@@ -72,7 +72,7 @@ def test_dry_run_prints_config_with_file_flags_and_overrides(capsys, tmp_path):
     assert code == 0
     resolved = json.loads(out)
     assert resolved["name"] == "nightly"
-    assert resolved["train"]["epochs"] == 5  # from the file
+    assert resolved["train"]["max_steps"] == 5  # from the file
     assert resolved["train"]["lr_heads"] == 0.002  # --set, typed by YAML
     assert resolved["weak_label"]["threshold"] == 0.3
     assert resolved["loop"]["iterations"] == 7  # flag
@@ -94,8 +94,8 @@ def test_dry_run_hides_credentials_in_uris(capsys):
     [
         (["self-train", "--dry-run", "-s", "train.epoch=3"], "train.epoch: unknown key"),
         (
-            ["self-train", "--dry-run", "-s", "train.epochs=zero"],
-            "train.epochs: Input should be a valid integer",
+            ["self-train", "--dry-run", "-s", "train.max_steps=zero"],
+            "train.max_steps: Input should be a valid integer",
         ),
         (["self-train", "--dry-run", "-s", "epochs"], "expected KEY=VALUE"),
         (["self-train", "--config", "/nonexistent/job.yaml"], "config file not found"),
@@ -290,7 +290,7 @@ def test_label_train_evaluate_by_hand(capfd, tmp_path, tiny_model, ray_local):
     """The loop's stages as separate commands, each reading the previous one's files; the console
     writes to the process's stdout (file descriptor 1), so this reads that."""
     capsys = capfd
-    common = ["-s", f"storage_path={tmp_path}", "-s", "data.max_documents=24", "-s", "train.epochs=1"]
+    common = ["-s", f"storage_path={tmp_path}", "-s", "data.max_documents=24", "-s", "train.max_steps=3"]
     code, out, err = run_main(
         capsys, "label", "--model", tiny_model, "--output", str(tmp_path / "lab"), *common
     )

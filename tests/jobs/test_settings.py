@@ -40,9 +40,9 @@ def test_precedence_file_then_set_then_flags(tmp_path):
 
 def test_validation_errors_name_every_bad_key(tmp_path):
     with pytest.raises(UserError) as error:
-        load_config(None, ["train.epochs=0", "merge.policy=random"])
+        load_config(None, ["train.max_steps=0", "merge.policy=random"])
     message = str(error.value)
-    assert "train.epochs" in message and "merge.policy" in message and "\n" not in message
+    assert "train.max_steps" in message and "merge.policy" in message and "\n" not in message
 
 
 def test_top_level_must_be_a_mapping(tmp_path):

@@ -18,16 +18,15 @@ def spec(tmp_path, *args: str, key: str = "") -> JobSpec:
 
 
 def test_submission_id_is_a_function_of_what_runs(tmp_path):
-    (tmp_path / "job.yaml").write_text("storage_path: /shared/runs\ntrain:\n  epochs: 2\n")
+    (tmp_path / "job.yaml").write_text("storage_path: /shared/runs\ntrain:\n  max_steps: 2\n")
     first = spec(tmp_path, "self-train", "--config", "job.yaml")
     assert spec(tmp_path, "self-train", "--config", "job.yaml").submission_id() == first.submission_id()
     assert spec(tmp_path, "self-train", "--config", "job.yaml", key="2026-11-25").submission_id() != (
         first.submission_id()
     )
-    assert spec(tmp_path, "self-train", "--config", "job.yaml", "-s", "train.epochs=3").submission_id() != (
-        first.submission_id()
-    )
-    (tmp_path / "job.yaml").write_text("storage_path: /shared/runs\ntrain:\n  epochs: 4\n")  # new contents
+    overridden = spec(tmp_path, "self-train", "--config", "job.yaml", "-s", "train.max_steps=9")
+    assert overridden.submission_id() != first.submission_id()
+    (tmp_path / "job.yaml").write_text("storage_path: /shared/runs\ntrain:\n  max_steps: 4\n")  # new contents
     changed = spec(tmp_path, "self-train", "--config", "job.yaml")
     assert changed.submission_id() != first.submission_id()
     assert changed.config_hash != first.config_hash

@@ -43,7 +43,9 @@ def test_review_and_drift_are_sections_of_the_job(tmp_path):
         ({"weak_label": {"actors": 2}}, lambda c: c.weak_label.num_workers == 2),
         ({"weak_label": {"cpus_per_actor": 0.5}}, lambda c: c.weak_label.cpus_per_worker == 0.5),
         ({"weak_label": {"num_gpus": 0.25}}, lambda c: c.weak_label.gpus_per_worker == 0.25),
-        ({"train": {"use_gpu": True}}, lambda c: c.train.gpus_per_worker == 1.0 and c.train.epochs == 1),
+        ({"train": {"use_gpu": True}}, lambda c: c.train.gpus_per_worker == 1.0 and c.train.max_steps == 300),
+        ({"train": {"epochs": 3}}, lambda c: c.train.max_epochs == 3 and c.train.max_steps == 300),
+        ({"seed_train": {"warmup_ratio": 0.1}}, lambda c: c.seed_train.warmup_steps == 50),
         ({"seed_train": {"use_gpu": False}}, lambda c: c.seed_train.gpus_per_worker == 0.0),
     ],
 )

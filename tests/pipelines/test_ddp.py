@@ -104,14 +104,14 @@ def tiny_model(tmp_path_factory, tiny_backbone) -> str:
 
 def run(tmp_path, name: str, model: str, workers: int, **hooks):
     config = TrainConfig(
-        epochs=EPOCHS,
+        max_epochs=EPOCHS,
         batch_size=GLOBAL_BATCH // workers,
         num_workers=workers,
         cpus_per_worker=0.5,  # two workers and Ray Data's tasks on 2 CPUs
         torch_threads=1,
         lr_encoder=1e-3,
         lr_heads=3e-3,
-        warmup_ratio=0.0,
+        warmup_steps=0,
         checkpoint_every=2,
         max_failures=1,
     )

@@ -117,12 +117,9 @@ def test_default_labeling_functions_follow_the_labels_and_named_ones_must_use_th
 
 def test_a_section_set_in_part_keeps_its_own_defaults():
     config = PipelineConfig.model_validate({"seed_train": {"bucket_window": 0}, "train": {"lr_heads": 1e-4}})
-    assert (config.seed_train.epochs, config.seed_train.lr_heads, config.seed_train.bucket_window) == (
-        10,
-        1e-3,
-        0,
-    )
-    assert (config.train.epochs, config.train.lr_heads) == (1, 1e-4)
+    seed_train = config.seed_train
+    assert (seed_train.max_steps, seed_train.lr_heads, seed_train.bucket_window) == (500, 2e-3, 0)
+    assert (config.train.max_steps, config.train.patience, config.train.lr_heads) == (300, 2, 1e-4)
 
 
 def test_class_balance_caps_a_dominating_label():
