@@ -37,7 +37,11 @@ class TrainConfig(Workers):
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, description="alpha: target = y(1-alpha) + alpha/2")
     focal_alpha: float = Field(0.75, description="focal loss positive weight; < 0 turns it off")
     focal_gamma: float = Field(2.0, ge=0.0, description="focal loss focusing; 0 turns it off")
-    torch_threads: int | None = Field(None, ge=1, description="torch threads per worker (default: its CPUs)")
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch threads per worker (default: its share of its node's cores, at least its CPUs)",
+    )
     bucket_window: int = Field(
         0,
         ge=0,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import tempfile
 import time
@@ -161,6 +162,16 @@ class WorkerState:
         """What a checkpoint keeps of the run's progress, beside the optimizer and scheduler."""
         keys = ("step", "best_score", "best_step", "since_best", "stop")
         return {key: getattr(self, key) for key in keys}
+
+
+def worker_threads(config: TrainConfig, local_workers: int) -> int:
+    """Torch threads of one worker: `torch_threads`, or its share of its node's cores (at least the CPUs it
+    holds): while the workers train, the node's Ray Data tasks are done, and a worker holding 1 CPU of an
+    otherwise idle node would leave its other cores unused."""
+    if config.torch_threads:
+        return config.torch_threads
+    share = (os.cpu_count() or 1) // max(1, local_workers)
+    return max(1, int(config.cpus_per_worker), share)
 
 
 def step_seed(*parts: object) -> int:
@@ -333,7 +344,7 @@ class Worker:
         self.step_hook, self.record_hook = step_hook, record_hook
         context = ray.train.get_context()
         self.rank, self.world = context.get_world_rank(), context.get_world_size()
-        torch.set_num_threads(self.config.torch_threads or max(1, int(self.config.cpus_per_worker)))
+        torch.set_num_threads(worker_threads(self.config, context.get_local_world_size()))
         self.device = ray.train.torch.get_device()
         self.data = load_rows()
         self.global_batch = self.config.batch_size * self.world
