@@ -40,7 +40,7 @@ THRESHOLD = 0.5
 THRESHOLD_FLOOR = 0.1
 # the iteration trains like the generalist stage did (its rates, no label smoothing), one epoch
 TRAIN = TrainConfig(
-    epochs=1,
+    max_epochs=1,
     batch_size=8,
     lr_encoder=1e-4,
     lr_heads=1e-3,

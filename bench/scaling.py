@@ -107,12 +107,12 @@ def train_worker(args: argparse.Namespace) -> None:
     labels = sorted({label for row in rows for label in row["labels"]})
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     config = TrainConfig(
-        epochs=1,
+        max_epochs=1,
         batch_size=8 // world,
         num_workers=world,
         cpus_per_worker=1.0 if world == 1 else 0.5,  # two workers and Ray Data's tasks on 2 CPUs
         torch_threads=2 // world,
-        warmup_ratio=0.0,
+        warmup_steps=0,
     )
     started = time.perf_counter()
     result = train_model(

@@ -97,7 +97,7 @@ def train_with_pipeline(
         for i, row in enumerate(rows)
     ]
     config = TrainConfig(
-        epochs=epochs,
+        max_epochs=epochs,
         batch_size=8,
         lr_encoder=1e-4,
         lr_heads=1e-3,

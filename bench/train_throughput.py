@@ -156,7 +156,7 @@ def f1_worker(args: argparse.Namespace) -> None:
         start = GLiNER.from_backbone(backbone_path("minilm"), **PipelineConfig().model.settings)
         start.save_pretrained(f"{folder}/start")
         config = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, bucket_window=args.window, lr_encoder=5e-5,
+            max_epochs=args.epochs, batch_size=args.batch_size, bucket_window=args.window, lr_encoder=5e-5,
             lr_heads=1e-3, label_smoothing=0.0, torch_threads=args.threads, cpus_per_worker=1,
         )  # fmt: skip
         labels = {label: label for label in CONLL_LABELS}

@@ -118,7 +118,7 @@ class TrainReport:
     dev_threshold: float  # the threshold the dev F1 beside the score is taken at (eval.threshold)
     steps: int = 0  # optimizer steps taken in all
     stopped: str = ""  # why training stopped (converged, or the budget)
-    history: list[dict[str, Any]] = field(default_factory=list)  # every report, in order
+    history: list[dict[str, Any]] = field(default_factory=list)  # the kept checkpoints' reports, by step
     seconds: float = 0.0
     rows: int = 0
     unsent_metrics: str | None = None  # JSONL of step metrics MLflow never received (see replay_metrics)

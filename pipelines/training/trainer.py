@@ -50,8 +50,10 @@ def train_model(
     result = torch_trainer(rows, spec, hooks, run_name, storage_path).fit()
     if result.error:
         raise RuntimeError(f"training failed: {result.error}") from result.error
-    history = (
-        list(result.metrics_dataframe.to_dict("records")) if result.metrics_dataframe is not None else []
+    # the kept checkpoints' reports (Ray keeps the best), by step: Ray lists them in its own order
+    history = sorted(
+        result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [],
+        key=lambda report: report.get("step", 0),
     )
     best, best_metrics = best_checkpoint(result, bool(spec.dev))
     copy_checkpoint(best, output_dir)
