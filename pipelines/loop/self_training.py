@@ -30,9 +30,10 @@ from pipelines.data.storage import check_writable, copy_tree, is_uri, redact_uri
 from pipelines.loop import stages
 from pipelines.loop.runtime import ensure_ray
 from pipelines.loop.tracked import Report, run_stage
+from pipelines.registry.lineage import log_datasets
 from pipelines.registry.models import Registry
 from pipelines.registry.provenance import Provenance
-from pipelines.registry.tracking import log_job, own_tracking_env
+from pipelines.registry.tracking import log_job, own_tracking_env, ui_link
 from pipelines.reports import EvalReport, MergeReport
 from pipelines.selection.interpolation import interpolate_model
 from pipelines.selection.promotion import decide
@@ -63,6 +64,7 @@ class RunSummary:
     iterations: list[IterationResult]
     start_per_label_f1: dict[str, float] = field(default_factory=dict)
     log_path: str | None = None
+    ui_link: str = ""  # the MLflow UI page of the experiment's runs (`pipelines.registry.tracking.ui_link`)
 
 
 class SelfTraining:
@@ -114,7 +116,11 @@ class SelfTraining:
         """Register the model with its provenance: the job's datasets and tags, plus its training rows
         and the label model's accuracies on them."""
         provenance = self.provenance.for_model(rows, merged, self.config) if self.provenance else None
-        return self.registry.register(model_path, self.labels, self.config.eval.threshold, provenance)
+        version = self.registry.register(model_path, self.labels, self.config.eval.threshold, provenance)
+        if provenance is not None and rows is not None and self.run_id:  # the job's run lists them too
+            training = [d for d in provenance.datasets if d.context == "training"]
+            log_datasets(training, run_id=self.run_id, uri=self.uri)
+        return version
 
     def train(self, rows_path: str, start: str, folder: str, seed: bool = False, label_pool=()) -> str:
         """Train from `start` on the rows; then mix the weights with the start's (iterations) and
@@ -246,7 +252,9 @@ class SelfTraining:
         with mlflow.start_run(run_name=self.run) as parent:
             self.provenance = log_job(cfg, list(self.labels), len(self.dev))
             self.run_id = parent.info.run_id
-            self.say(f"MLflow run {self.run_id} at {redact_uri(self.uri)}")
+            experiment = parent.info.experiment_id
+            link = ui_link(self.uri, experiment, self.run_id)
+            self.say(f"MLflow run {self.run_id} at {redact_uri(self.uri)}: {link}")
             current, version = self.start_model()
             start = best = self.start_report(current, version)
             start_path, best_path, stale = current, current, 0
@@ -278,6 +286,7 @@ class SelfTraining:
                 final,
                 results,
                 start.per_label_f1(),
+                ui_link=ui_link(self.uri, experiment),
             )
 
 
@@ -339,5 +348,11 @@ def _run(config: PipelineConfig, verbose: bool) -> RunSummary:
         summary_table(console, summary, list(job.labels))
         console.say(f"champion: dev micro F1 {summary.champion_f1:.4f}, checkpoint {summary.champion_path}")
         console.say(f"full log: {summary.log_path}")
-        console.say(f"inspect the runs: mlflow ui --backend-store-uri {redact_uri(summary.tracking_uri)}")
+        if summary.tracking_uri.startswith(("http://", "https://")):
+            console.say(f"inspect the runs: {summary.ui_link}")
+        else:
+            where = redact_uri(summary.tracking_uri)
+            console.say(
+                f"inspect the runs: mlflow ui --backend-store-uri {where}, then open {summary.ui_link}"
+            )
     return summary

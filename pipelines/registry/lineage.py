@@ -32,20 +32,33 @@ def _dataset_source(location: str):
             return HTTPDatasetSource(location)
 
 
-def log_datasets(datasets: Sequence[DatasetRecord]) -> None:
-    """The datasets as MLflow dataset inputs of the active run (name, digest, source, context, rows)."""
+def log_datasets(
+    datasets: Sequence[DatasetRecord], run_id: str | None = None, uri: str | None = None
+) -> None:
+    """The datasets as MLflow dataset inputs (name, digest, source, context, rows) of the active run, or of
+    run `run_id` (at tracking URI `uri`): the job's parent run lists what its nested runs used."""
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
 
     if not datasets:
         return
-    mlflow.log_inputs(
-        datasets=[
-            MetaDataset(_dataset_source(d.source), name=d.name, digest=d.digest)  # type: ignore[abstract]
-            for d in datasets
-        ],
-        contexts=[d.context for d in datasets],
-        tags_list=[{"rows": str(d.rows)} if d.rows is not None else None for d in datasets],
-    )
+    found = [
+        MetaDataset(_dataset_source(d.source), name=d.name, digest=d.digest)  # type: ignore[abstract]
+        for d in datasets
+    ]
+    contexts = [d.context for d in datasets]
+    tags = [{"rows": str(d.rows)} if d.rows is not None else None for d in datasets]
+    if run_id is None:
+        mlflow.log_inputs(datasets=found, contexts=contexts, tags_list=tags)
+        return
+    inputs = [
+        DatasetInput(
+            dataset._to_mlflow_entity(),
+            [InputTag(DATASET_CONTEXT, context), *(InputTag(k, v) for k, v in (tag or {}).items())],
+        )
+        for dataset, context, tag in zip(found, contexts, tags, strict=True)
+    ]
+    MlflowClient(uri).log_inputs(run_id, datasets=inputs)
 
 
 def tag_version(client: MlflowClient, registered_model: str, version: str, tags: Mapping[str, str]) -> None:

@@ -67,8 +67,10 @@ def record(context: str, path: str, facts: DatasetFacts, name: str | None = None
 
 
 def rows_record(path: str, context: str = "training") -> DatasetRecord:
-    """Parquet rows (training rows, synth rows)."""
-    return record(context, path, describe([(path, "parquet")])[0])
+    """Parquet rows (training rows, synth rows), named with their folder (`iter_01/train_rows`): every
+    iteration writes a `train_rows`, and the job's run lists them side by side."""
+    parts = [part for part in path.rstrip("/").split("/") if part][-2:]
+    return record(context, path, describe([(path, "parquet")])[0], name="/".join(parts) or path)
 
 
 def job_datasets(config: PipelineConfig) -> list[DatasetRecord]:

@@ -16,12 +16,14 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipelines.config import PipelineConfig
 from pipelines.data.storage import is_uri, redact_config, redact_uri, resolve
+from pipelines.registry.lineage import log_datasets
 from pipelines.registry.provenance import Provenance, job_provenance
 
 MAX_PARAM_LENGTH = 6000
@@ -66,8 +68,20 @@ def own_tracking_env() -> contextlib.AbstractContextManager:
     return restored_env("MLFLOW_TRACKING_URI")
 
 
+# MLflow 3 keeps an experiment's type in this tag ("custom_model_development": training runs, models,
+# datasets; the alternative is "genai_development": traces). The UI of 3.17 does not open an experiment by
+# it, though: it follows its own "GenAI | Model training" switch, kept per browser and GenAI until a person
+# flips it, so a fresh browser opens any experiment on the GenAI "Overview" of traces ("0 traces"). The
+# links the job prints (`ui_link`) therefore name the runs page and the switch's position themselves.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+UI_WORKFLOW = "workflowType=machine_learning"  # the switch on "Model training", for this page and its links
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
 def use_experiment(name: str, uri: str, storage_path: str) -> None:
     """Activate the experiment; with a local SQLite store its artifacts go beside it, not into ./mlruns.
+    The experiment is marked as one of training runs (`EXPERIMENT_KIND`) when it has no kind yet.
 
     A URI with credentials (`https://user:password@host`) switches off MLflow's own "View run at <uri>"
     lines, which would print the password."""
@@ -80,8 +94,25 @@ def use_experiment(name: str, uri: str, storage_path: str) -> None:
             if is_uri(storage_path)
             else (Path(resolve(storage_path)) / "mlartifacts").as_uri()
         )
-        mlflow.create_experiment(name, artifact_location=artifacts)
-    mlflow.set_experiment(name)
+        mlflow.create_experiment(
+            name, artifact_location=artifacts, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
+    experiment = mlflow.set_experiment(name)
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # created just now by set_experiment, or before this tag
+        MlflowClient(uri).set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+
+def ui_link(uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI page of a run, or of the experiment's runs, with the UI switched to training runs.
+
+    For a tracking server the page is on the server (its credentials left out of the link); for a database
+    the page is where `mlflow ui --backend-store-uri <uri>` serves it."""
+    base = LOCAL_UI
+    if uri.startswith(("http://", "https://")):
+        parts = urlsplit(uri)
+        base = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path.rstrip("/"), "", ""))
+    page = f"runs/{run_id}" if run_id else "runs"
+    return f"{base}/#/experiments/{experiment_id}/{page}?{UI_WORKFLOW}"
 
 
 @contextlib.contextmanager
@@ -132,7 +163,8 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def log_job(config: PipelineConfig, labels: Sequence[str], dev_rows: int) -> Provenance:
     """The job's resolved config (credentials redacted), labels and fingerprint on its (active) parent
-    run, and what every model of the job depends on (`datasets.json`); returns that provenance."""
+    run, and what every model of the job depends on (`datasets.json`, and its dataset inputs: corpus,
+    gold sets, given LLM rows); returns that provenance."""
     dump = config.model_dump(mode="json")
     params = flatten(dump)
     mlflow.log_params(redact_config(params))  # type: ignore[arg-type]
@@ -142,4 +174,5 @@ def log_job(config: PipelineConfig, labels: Sequence[str], dev_rows: int) -> Pro
     mlflow.log_text(json.dumps(redact_config(dump), indent=2), "config.json")
     provenance = job_provenance(config)
     mlflow.log_text(json.dumps([d.to_dict() for d in provenance.datasets], indent=2), "datasets.json")
+    log_datasets(provenance.datasets)  # the parent run's Dataset column: what a person looks at first
     return provenance
