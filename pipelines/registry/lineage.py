@@ -49,7 +49,10 @@ def log_datasets(
     contexts = [d.context for d in datasets]
     tags = [{"rows": str(d.rows)} if d.rows is not None else None for d in datasets]
     if run_id is None:
-        mlflow.log_inputs(datasets=found, contexts=contexts, tags_list=tags)
+        # log_inputs takes lists of optional items (invariant): typed so
+        given: list[Any] = list(found)
+        optional: list[str | None] = list(contexts)
+        mlflow.log_inputs(datasets=given, contexts=optional, tags_list=tags)
         return
     inputs = [
         DatasetInput(
