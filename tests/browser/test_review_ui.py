@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -25,7 +26,7 @@ def select_text(page, start: int, end: int) -> None:
     """Drag the mouse over characters [start, end) of the task's text, as a person marks a span."""
     box = page.evaluate(
         """([start, end]) => {
-            const root = document.querySelector('.htx-richtext');
+            const root = document.querySelector('.lsf-htx-richtext');
             const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
             let offset = 0, range = document.createRange(), first = null, last = null;
             while (walker.nextNode()) {
@@ -49,12 +50,14 @@ def select_text(page, start: int, end: int) -> None:
 
 
 def spans_in_text(page) -> list[tuple[str, str]]:
-    """(text, label) of every region the editor highlights in the task's text."""
-    return page.evaluate(
-        """() => [...document.querySelectorAll('.htx-richtext .htx-highlight')]
+    """(text, label) of every region the editor highlights in the task's text (Label Studio 1.23 marks a
+    region's first highlight `data-label="<region number>:<label>"`)."""
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('.lsf-htx-richtext .htx-highlight')]
             .filter(el => !el.parentElement.closest('.htx-highlight'))
             .map(el => [el.textContent, el.getAttribute('data-label') || ''])"""
     )
+    return [(text, label.split(":", 1)[-1]) for text, label in shown]
 
 
 def test_a_reviewer_corrects_the_models_spans_in_label_studio(loop_run, label_studio, page, shots, tmp_path):
@@ -96,7 +99,7 @@ def test_a_reviewer_corrects_the_models_spans_in_label_studio(loop_run, label_st
     page.get_by_role("button", name=re.compile("log in", re.I)).click()
     page.goto(f"{label_studio.url}/projects/{project_id}/data")
     page.get_by_role("button", name=re.compile("label all tasks", re.I)).click()
-    expect(page.locator(".htx-richtext")).to_contain_text(text[:40])
+    expect(page.locator(".lsf-htx-richtext")).to_contain_text(text[:40], timeout=60_000)
 
     # the model's spans are there, each with its label
     shown = spans_in_text(page)
@@ -106,12 +109,14 @@ def test_a_reviewer_corrects_the_models_spans_in_label_studio(loop_run, label_st
     # 3. relabel the first span, delete the second, mark a new one
     (s0, e0, label0), (s1, e1, _) = predicted[0], predicted[1]
     new_label = next(label for label in LABELS if label != label0)
-    regions = page.locator(".htx-richtext .htx-highlight")
+    # the regions list (one tree item a region: number, label, text): select one, then act on it
+    regions = page.get_by_role("treeitem")
     regions.filter(has_text=text[s0:e0]).first.click()
     page.locator(".lsf-label").filter(has_text=new_label).first.click()
     page.keyboard.press("Escape")
     regions.filter(has_text=text[s1:e1]).first.click()
     page.keyboard.press("Backspace")
+    expect(regions).to_have_count(len(predicted) - 1)
     covered = {i for s, e, _ in predicted for i in range(s, e)}
     word = next(m for m in re.finditer(r"[A-Z][a-z]+", text) if not covered & set(range(m.start(), m.end())))
     page.locator(".lsf-label").filter(has_text="person").first.click()
@@ -125,8 +130,11 @@ def test_a_reviewer_corrects_the_models_spans_in_label_studio(loop_run, label_st
     )
     expect(regions).to_have_count(len(expected))
     shots(page, "review-task-corrected")
-    page.get_by_role("button", name=re.compile("^submit$", re.I)).click()
-    expect(page.get_by_role("button", name=re.compile("^submit$", re.I))).to_have_count(0, timeout=30_000)
+    page.get_by_role("button", name="Submit current annotation").click()
+    deadline = time.monotonic() + 60
+    while not admin.tasks.get(first.id).annotations and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert admin.tasks.get(first.id).annotations, "the submission never reached Label Studio"
 
     # 4. review pull: the submission as a gold row, offsets exactly on the text
     gold = tmp_path / "review_gold.jsonl"
