@@ -1,5 +1,5 @@
 """A real browser for the tests here: Debian's Chromium (`/usr/bin/chromium`, `apt-get install chromium`)
-driven by Playwright's Python package (no browser download: `executable_path`). One browser per session,
+driven by Playwright's Python package (no browser download: `executable_path`). One browser per module,
 one fresh context (cookies, local storage) per test, as a person opening the page for the first time.
 
 A failing test leaves a screenshot of every page it had open in `test-artifacts/<test name>/`
@@ -42,8 +42,11 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"report_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
+    """One Chromium per module, closed at its end: while Playwright's sync API runs, its event loop is
+    the thread's running loop, and every later `asyncio.run` in the session (the synth HTTP engine's
+    tests) would fail with "cannot be called from a running event loop"."""
     missing = _missing_browser()
     if missing:
         pytest.skip(missing)
